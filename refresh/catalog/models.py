@@ -1,0 +1,157 @@
+"""The catalog: which connections exist, what tables they have, and where each table's Parquet is.
+
+The same models run on SQLite (embedded default) and PostgreSQL (production); Alembic migrations in
+``migrations/`` create them, and a test checks the two never drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+VERSION_STATUSES = ("writing", "current", "superseded", "failed", "deleted")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend; SQLite has no time zones, so it stores naive UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("catalog timestamps must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    # Named constraints let Alembic's batch mode alter SQLite tables and keep names stable.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        str: Text(),
+    }
+
+
+class Connection(Base):
+    __tablename__ = "connections"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source_type: Mapped[str] = mapped_column(String(32))
+    config: Mapped[dict[str, Any]]
+    # Fernet token of the password; the plain text never reaches the catalog.
+    secret: Mapped[str | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Table(Base):
+    __tablename__ = "tables"
+    __table_args__ = (UniqueConstraint("connection_id", "schema_name", "table_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("connections.id", ondelete="CASCADE"), index=True
+    )
+    schema_name: Mapped[str]
+    table_name: Mapped[str]
+    # {"columns": [{"name", "type", "nullable", "native_type"}]}, see refresh.sources.base.Column.
+    arrow_schema: Mapped[dict[str, Any]]
+    schema_hash: Mapped[str] = mapped_column(String(64))
+    current_version: Mapped[str | None] = mapped_column(String(64))
+    # URL of the current version directory; NULL means the table has never been cached.
+    current_path: Mapped[str | None]
+    row_count: Mapped[int | None] = mapped_column(BigInteger)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    last_sync: Mapped[datetime | None]
+    discovered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    removed_at: Mapped[datetime | None]
+    schema_changed_at: Mapped[datetime | None]
+
+
+class TableVersion(Base):
+    """One data refresh attempt: the refresh history, and the lock that keeps refreshes single.
+
+    At most one row per table may be ``writing`` (a partial unique index), so inserting that row is
+    how a refresh claims its table across processes and machines; ``heartbeat_at`` tells a live
+    claim from one left by a crashed process.
+    """
+
+    __tablename__ = "table_versions"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in VERSION_STATUSES) + ")",
+            name="status",
+        ),
+        Index(
+            "uq_table_versions_one_writer",
+            "table_id",
+            unique=True,
+            sqlite_where=text("status = 'writing'"),
+            postgresql_where=text("status = 'writing'"),
+        ),
+        Index("ix_table_versions_table_id_started_at", "table_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    table_id: Mapped[int] = mapped_column(ForeignKey("tables.id", ondelete="CASCADE"))
+    version: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str]
+    status: Mapped[str] = mapped_column(String(16))
+    rows: Mapped[int | None] = mapped_column(BigInteger)
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    error: Mapped[str | None]
+    job_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class PendingDeletion(Base):
+    __tablename__ = "pending_deletions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(unique=True)
+    delete_after: Mapped[datetime]
+    retry_count: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,124 @@
+"""The small interface every source module implements, and the table description it returns.
+
+A source is cheap and short-lived: the service builds one per operation from the catalog's
+connection row (config without secrets, plus the decrypted password), asks it to discover tables
+or to stream one table, and drops it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pyarrow as pa
+from marshmallow import Schema
+
+from refresh.arrow_types import type_from_string, type_to_string
+
+# Rows per Arrow batch a source yields: big enough that per-batch overhead vanishes, small enough
+# that a batch of a wide table stays far below the worker's memory budget.
+BATCH_ROWS = 65_536
+
+
+class SourceError(Exception):
+    """The source could not be reached, refused the login, or failed a query.
+
+    The message is shown to API users as is, so sources build it from the driver's message with
+    every secret already removed (see ``refresh.redact``).
+    """
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    arrow_type: pa.DataType
+    nullable: bool
+    native_type: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": type_to_string(self.arrow_type),
+            "nullable": self.nullable,
+            "native_type": self.native_type,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Column:
+        return cls(
+            name=data["name"],
+            arrow_type=type_from_string(data["type"]),
+            nullable=data["nullable"],
+            native_type=data.get("native_type", ""),
+        )
+
+
+@dataclass(frozen=True)
+class DiscoveredTable:
+    schema_name: str
+    table_name: str
+    columns: tuple[Column, ...]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.schema_name, self.table_name)
+
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema(pa.field(c.name, c.arrow_type, c.nullable) for c in self.columns)
+
+    def columns_json(self) -> list[dict[str, Any]]:
+        return [c.to_json() for c in self.columns]
+
+    def schema_hash(self) -> str:
+        """Hash of what a reader of the Parquet sees: names, Arrow types, nullability, order."""
+        canonical = [[c.name, type_to_string(c.arrow_type), c.nullable] for c in self.columns]
+        return hashlib.sha256(json.dumps(canonical).encode()).hexdigest()
+
+    @classmethod
+    def from_json(
+        cls, schema_name: str, table_name: str, columns: list[Mapping[str, Any]]
+    ) -> DiscoveredTable:
+        return cls(schema_name, table_name, tuple(Column.from_json(c) for c in columns))
+
+
+class Source(ABC):
+    """One external database, reached with its stored config and decrypted password."""
+
+    source_type: ClassVar[str]
+    # Validates the ``config`` object of ``POST /connections`` for this source type. A field named
+    # ``password`` (or a password inside ``url``) is split off and stored encrypted.
+    config_schema: ClassVar[type[Schema]]
+
+    def __init__(
+        self, config: Mapping[str, Any], password: str | None, connect_timeout: float
+    ) -> None:
+        self.config = config
+        self.password = password
+        self.connect_timeout = connect_timeout
+
+    @classmethod
+    def split_secret(cls, config: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """Separate the validated config into what the catalog stores as JSON and the password."""
+        stored = dict(config)
+        return stored, stored.pop("password", None)
+
+    @abstractmethod
+    def discover(self, only: Collection[tuple[str, str]] | None = None) -> list[DiscoveredTable]:
+        """Describe the source's tables in bulk (a few queries, never one per table).
+
+        ``only`` restricts the answer to those (schema, table) pairs; a pair missing from the
+        answer no longer exists at the source. Raises ``SourceError``.
+        """
+
+    @abstractmethod
+    def read(self, table: DiscoveredTable) -> AbstractContextManager[Iterator[pa.RecordBatch]]:
+        """Stream the table's rows as batches whose schema is exactly ``table.arrow_schema()``.
+
+        The rows come from one consistent snapshot; memory stays bounded by the batch size. A
+        value that does not fit its column's Arrow type raises ``SourceError`` naming the column.
+        """
