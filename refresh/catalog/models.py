@@ -24,7 +24,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 VERSION_STATUSES = ("writing", "current", "superseded", "failed", "deleted")
@@ -106,6 +106,13 @@ class Table(Base):
     discovered_at: Mapped[datetime] = mapped_column(default=utcnow)
     removed_at: Mapped[datetime | None]
     schema_changed_at: Mapped[datetime | None]
+
+    # The refresh history, newest first; loaded only when asked for (selectinload).
+    versions: Mapped[list[TableVersion]] = relationship(
+        order_by="(TableVersion.started_at.desc(), TableVersion.id.desc())",
+        lazy="raise",
+        viewonly=True,
+    )
 
 
 class TableVersion(Base):

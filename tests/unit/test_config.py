@@ -1,0 +1,113 @@
+"""Settings from the environment: defaults, normalisation, and one clear line per bad value."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config import ConfigError, load_settings
+from tests.support.catalog import ROOT
+
+
+def test_embedded_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({})
+    assert settings.database_url == "sqlite:///var/catalog.db"
+    assert settings.cache_url == "file://./var/cache"
+    assert settings.embedded
+    assert settings.deletion_grace_seconds == 60
+    assert settings.deletion_interval_seconds == 30
+    assert settings.max_deletion_retries == 5
+    assert settings.parallel_refresh_count == 4
+    assert settings.source_connect_timeout_seconds == 10
+    assert settings.refresh_job_timeout_seconds == 3600
+    assert settings.orphan_min_age_seconds == 7200
+
+
+def test_embedded_secret_key_is_generated_once_and_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = load_settings({}).secret_key
+    assert len(first) >= 32
+    assert (tmp_path / "var" / "secret.key").stat().st_mode & 0o077 == 0
+    assert load_settings({}).secret_key == first
+
+
+def test_secret_key_is_required_outside_embedded_mode() -> None:
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        load_settings({"REDIS_URL": "redis://127.0.0.1:6379/0"})
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@h/db", "postgresql+psycopg://u:p@h/db"),
+        ("postgresql://u@h:5433/db", "postgresql+psycopg://u@h:5433/db"),
+        ("sqlite:////srv/catalog.db", "sqlite:////srv/catalog.db"),
+    ],
+)
+def test_database_url_is_normalised(given: str, expected: str) -> None:
+    settings = load_settings({"DATABASE_URL": given, "SECRET_KEY": "k"})
+    assert settings.database_url == expected
+
+
+def test_rediss_url_is_accepted_and_tls_url_wins() -> None:
+    settings = load_settings(
+        {
+            "REDIS_URL": "redis://127.0.0.1:6379",
+            "REDIS_TLS_URL": "rediss://h:6380",
+            "SECRET_KEY": "k",
+        }
+    )
+    assert settings.redis_url == "rediss://h:6380"
+    assert not settings.embedded
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DELETION_GRACE_SECONDS", "-1"),
+        ("DELETION_INTERVAL_SECONDS", "0"),
+        ("MAX_DELETION_RETRIES", "five"),
+        ("PARALLEL_REFRESH_COUNT", "0"),
+        ("SOURCE_CONNECT_TIMEOUT_SECONDS", "1.5"),
+        ("REFRESH_JOB_TIMEOUT_SECONDS", "-10"),
+        ("ORPHAN_MIN_AGE_SECONDS", "soon"),
+        ("DATABASE_URL", "mongodb://h/db"),
+        ("CACHE_URL", "ftp://h/x"),
+        ("CACHE_URL", "s3://"),
+        ("REDIS_URL", "http://h"),
+        ("S3_ENDPOINT_URL", "127.0.0.1:8333"),
+    ],
+)
+def test_bad_value_names_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_settings({name: value, "SECRET_KEY": "k"})
+
+
+def test_bad_value_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "config"],
+        cwd=ROOT,
+        env={"PARALLEL_REFRESH_COUNT": "lots", "SECRET_KEY": "k", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: PARALLEL_REFRESH_COUNT must be a whole number, got 'lots'"
+    ]
+
+
+def test_create_app_exits_with_the_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import create_app
+
+    monkeypatch.setenv("CACHE_URL", "ftp://nowhere")
+    monkeypatch.setenv("SECRET_KEY", "k")
+    with pytest.raises(SystemExit, match="configuration error: CACHE_URL"):
+        create_app()
