@@ -1,0 +1,40 @@
+"""Where versions of cached tables live: a local directory or an S3 prefix, behind one interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from refresh.storage.base import (
+    DATA_FILE,
+    VERSION_PATTERN,
+    CacheWriteHandle,
+    Storage,
+    StorageError,
+    encode_identifier,
+)
+from refresh.storage.filesystem import FilesystemStorage, file_url_path
+from refresh.storage.s3 import S3Storage
+
+__all__ = [
+    "DATA_FILE",
+    "VERSION_PATTERN",
+    "CacheWriteHandle",
+    "FilesystemStorage",
+    "S3Storage",
+    "Storage",
+    "StorageError",
+    "encode_identifier",
+    "open_storage",
+]
+
+
+def open_storage(cache_url: str, s3_endpoint_url: str | None) -> Storage:
+    """The storage ``CACHE_URL`` names; a relative ``file://./dir`` is resolved here, once."""
+    root = file_url_path(cache_url)
+    if root is not None:
+        return FilesystemStorage(Path(root))
+    parts = urlsplit(cache_url)
+    if parts.scheme == "s3" and parts.netloc:
+        return S3Storage(parts.netloc, parts.path, endpoint_url=s3_endpoint_url)
+    raise ValueError(f"a cache URL is file:///dir or s3://bucket/prefix, got {cache_url!r}")

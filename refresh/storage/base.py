@@ -1,0 +1,178 @@
+"""The storage interface both backends implement, and everything about the layout they share.
+
+Layout: ``{root}/{connection_id}/{schema}/{table}/{version}/data.parquet``. Identifiers come from
+sources and requests, so every one is percent-encoded into a single path segment that can be
+neither ``.`` nor ``..`` nor empty; no identifier can leave the root or stand for another one.
+Backends only translate between those segments and their own paths, keys and URLs: the checks
+that keep a deletion inside the root live here, once.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+DATA_FILE = "data.parquet"
+
+# `YYYYMMDDTHHMMSSmmmZ-<8 hex>`: sorts by creation time as a plain string.
+VERSION_PATTERN = re.compile(r"\d{8}T\d{9}Z-[0-9a-f]{8}")
+
+
+class StorageError(Exception):
+    """A storage operation failed; the message is shown to API users and holds no credentials."""
+
+
+@dataclass(frozen=True)
+class CacheWriteHandle:
+    """One version being written: the caller writes Parquet to ``local_path``, then finalizes."""
+
+    connection_id: str
+    schema_name: str
+    table_name: str
+    version: str
+    local_path: Path
+    url: str
+
+
+def encode_identifier(identifier: str) -> str:
+    """Percent-encode one identifier into one path segment, injectively.
+
+    ``quote(safe="")`` already encodes ``/`` and ``%`` (so ``a/b`` and ``a%2Fb`` stay apart);
+    encoding ``.`` as well means no result is ever ``.`` or ``..``.
+    """
+    if not identifier:
+        raise ValueError("an empty name cannot be part of a cache path")
+    return quote(identifier, safe="").replace(".", "%2E")
+
+
+class _VersionClock:
+    """Milliseconds that strictly increase within a process, even within one millisecond.
+
+    Two refreshes of one table started in the same millisecond must still get versions that sort
+    in the order they were created; the random suffix only keeps processes apart.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = 0
+
+    def next_ms(self) -> int:
+        with self._lock:
+            self._last_ms = max(time.time_ns() // 1_000_000, self._last_ms + 1)
+            return self._last_ms
+
+
+_clock = _VersionClock()
+
+
+def new_version() -> str:
+    """A version name; its time prefix lets the orphan sweep age a directory from its name."""
+    seconds, millis = divmod(_clock.next_ms(), 1000)
+    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{stamp}{millis:03d}Z-{secrets.token_hex(4)}"
+
+
+class Storage(ABC):
+    """Versioned Parquet under one root, a local directory or an S3 prefix.
+
+    A version is written locally, then published by ``finalize_cache_write`` in one step, so a
+    reader that finds a version directory URL in the catalog always reads a complete file.
+    """
+
+    @property
+    @abstractmethod
+    def root_url(self) -> str:
+        """The URL of the cache root, without a trailing slash."""
+
+    def prepare_cache_write(
+        self, connection_id: str, schema_name: str, table_name: str
+    ) -> CacheWriteHandle:
+        """Reserve a new version of a table; raises ValueError for an empty identifier."""
+        version = new_version()
+        segments = [
+            *(encode_identifier(name) for name in (connection_id, schema_name, table_name)),
+            version,
+        ]
+        return CacheWriteHandle(
+            connection_id=connection_id,
+            schema_name=schema_name,
+            table_name=table_name,
+            version=version,
+            local_path=self._prepare_local(segments),
+            url=self._url(segments),
+        )
+
+    def finalize_cache_write(self, handle: CacheWriteHandle) -> str:
+        """Publish a written version and return its directory URL (no ``.parquet``, no ``/``).
+
+        On a StorageError the caller calls ``abort_cache_write`` so nothing is left behind.
+        """
+        if not handle.local_path.is_file():
+            raise StorageError(f"nothing was written to {handle.local_path}, nothing to publish")
+        self._publish(handle, self._segments(handle.url))
+        return handle.url
+
+    def abort_cache_write(self, handle: CacheWriteHandle) -> None:
+        """Remove everything the handle wrote, published or not.
+
+        Raises StorageError when the version may still exist, so the caller can schedule its
+        deletion instead.
+        """
+        self.delete_prefix(handle.url)
+
+    def delete(self, url: str) -> None:
+        """Delete one file; nothing there is success. Refuses a URL outside the root."""
+        self._delete_file(self._segments(url))
+
+    def delete_prefix(self, url: str) -> None:
+        """Delete a directory (or a file) with all it holds, by whole path segments.
+
+        Nothing there is success. Refuses a URL outside the root, and the root itself.
+        """
+        self._delete_tree(self._segments(url))
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise StorageError when the storage cannot be used (GET /health)."""
+
+    def _segments(self, url: str) -> list[str]:
+        """The path segments of ``url`` below the root, or StorageError when it is not below it.
+
+        Dot and empty segments are refused rather than normalised: our encoding never makes
+        them, a filesystem would resolve them outside the root, and S3 servers disagree on them.
+        """
+        relative = self._path_below_root(url)
+        segments = [] if relative is None else relative.split("/")
+        if not segments or any(s in ("", ".", "..") or "\x00" in s for s in segments):
+            raise StorageError(f"{url} is not inside the cache root {self.root_url}")
+        return segments
+
+    @abstractmethod
+    def _path_below_root(self, url: str) -> str | None:
+        """The ``/``-separated path of ``url`` below the root, None when not under the root."""
+
+    @abstractmethod
+    def _url(self, segments: Sequence[str]) -> str:
+        """The URL of the path made of ``segments`` below the root."""
+
+    @abstractmethod
+    def _prepare_local(self, segments: Sequence[str]) -> Path:
+        """Make room for the version at ``segments`` and return the local file to write."""
+
+    @abstractmethod
+    def _publish(self, handle: CacheWriteHandle, segments: Sequence[str]) -> None:
+        """Make the written file the version's ``data.parquet``, atomically for readers."""
+
+    @abstractmethod
+    def _delete_file(self, segments: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    def _delete_tree(self, segments: Sequence[str]) -> None: ...

@@ -1,0 +1,120 @@
+"""Versions as directories on a local (or mounted) filesystem.
+
+The caller writes ``.data.parquet.partial`` inside the new version directory; publishing renames
+it to ``data.parquet``, so a reader never sees a partial ``data.parquet``. URLs are real file
+URLs (``Path.as_uri``): an encoded identifier's ``%`` appears as ``%25`` in them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+from refresh.storage.base import DATA_FILE, CacheWriteHandle, Storage, StorageError
+
+PARTIAL_FILE = f".{DATA_FILE}.partial"
+
+
+def file_url_path(url: str) -> str | None:
+    """The local path a ``file:`` URL names, or None for any other URL.
+
+    A string, not a ``Path``: ``Path`` would drop ``.`` and empty segments that deletion must see
+    to refuse. ``file://./var/cache`` (a host of ``.``) is the relative directory ``./var/cache``,
+    the service's default.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "file" or parts.query or parts.fragment:
+        return None
+    if parts.netloc in ("", "localhost"):
+        return url2pathname(parts.path)
+    return url2pathname(parts.netloc + parts.path)
+
+
+class FilesystemStorage(Storage):
+    def __init__(self, root: Path) -> None:
+        # Resolved once, so a later chdir of the process cannot move the cache.
+        self._root = root.resolve()
+
+    @property
+    def root_url(self) -> str:
+        return self._root.as_uri()
+
+    def check(self) -> None:
+        """Create a scratch file: only a real write shows a read-only mount or a full quota."""
+        try:
+            self._root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self._root):
+                pass
+        except OSError as error:
+            raise StorageError(
+                f"cache directory {self._root} is not writable: {error.strerror or error}"
+            ) from error
+
+    def _path_below_root(self, url: str) -> str | None:
+        path = file_url_path(url)
+        head = os.path.join(self._root, "")
+        if path is None or not path.startswith(head):
+            return None
+        return path[len(head) :]
+
+    def _url(self, segments: Sequence[str]) -> str:
+        return self._root.joinpath(*segments).as_uri()
+
+    def _prepare_local(self, segments: Sequence[str]) -> Path:
+        directory = self._root.joinpath(*segments)
+        try:
+            # exist_ok=False: a version directory belongs to exactly one writer.
+            directory.mkdir(parents=True)
+        except OSError as error:
+            raise StorageError(
+                f"could not create cache directory {directory}: {error.strerror or error}"
+            ) from error
+        return directory / PARTIAL_FILE
+
+    def _publish(self, handle: CacheWriteHandle, segments: Sequence[str]) -> None:
+        """fsync the data, rename it, then fsync every directory up to the root.
+
+        Without the directory fsyncs a crash right after the catalog swap could lose the rename
+        or the directories ``prepare`` created, leaving the catalog pointing at nothing.
+        """
+        directory = handle.local_path.parent
+        try:
+            with handle.local_path.open("rb") as data:
+                os.fsync(data.fileno())
+            handle.local_path.replace(directory / DATA_FILE)
+            for path in [directory, *directory.parents][: len(segments) + 1]:
+                _fsync_directory(path)
+        except OSError as error:
+            raise StorageError(f"could not publish {directory}: {error}") from error
+
+    def _delete_file(self, segments: Sequence[str]) -> None:
+        path = self._root.joinpath(*segments)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as error:
+            raise StorageError(f"could not delete {path}: {error.strerror or error}") from error
+
+    def _delete_tree(self, segments: Sequence[str]) -> None:
+        """Empty parent directories stay: removing them would race a writer creating a sibling."""
+        path = self._root.joinpath(*segments)
+        try:
+            shutil.rmtree(path)
+        except FileNotFoundError:
+            return
+        except NotADirectoryError:
+            self._delete_file(segments)
+        except OSError as error:
+            raise StorageError(f"could not delete {path}: {error.strerror or error}") from error
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

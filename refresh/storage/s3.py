@@ -1,0 +1,155 @@
+"""Versions as key prefixes in an S3 bucket (AWS or an S3-compatible server such as SeaweedFS).
+
+The caller writes to a local temporary file; publishing uploads it (multipart when big) as
+``.../{version}/data.parquet``. An S3 object only becomes visible once its upload has completed,
+so readers never see a partial file. Keys hold the percent-encoded identifiers literally, and so
+do the ``s3://`` URLs: readers must not percent-decode them.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import boto3
+from boto3.exceptions import Boto3Error, S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from refresh.storage.base import DATA_FILE, CacheWriteHandle, Storage, StorageError
+
+logger = logging.getLogger(__name__)
+
+_MiB = 1024 * 1024
+
+# DeleteObjects takes at most 1000 keys, and a ListObjectsV2 page holds at most 1000.
+DELETE_BATCH = 1000
+
+_S3_ERRORS = (BotoCoreError, ClientError, Boto3Error)
+
+
+class S3Storage(Storage):
+    # 64 MiB parts allow objects up to 640 GiB (10,000 parts); the upload streams from the file,
+    # so memory stays at a few MiB per thread whatever the part size (measured).
+    transfer_config: ClassVar[TransferConfig] = TransferConfig(
+        multipart_threshold=64 * _MiB, multipart_chunksize=64 * _MiB, max_concurrency=4
+    )
+
+    def __init__(self, bucket: str, prefix: str, endpoint_url: str | None = None) -> None:
+        self._bucket = bucket
+        self._prefix = prefix.strip("/")
+        # A short connect timeout and few retries: GET /health must answer while S3 is down.
+        self._client = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            config=Config(connect_timeout=5, retries={"mode": "standard", "max_attempts": 3}),
+        )
+
+    @property
+    def root_url(self) -> str:
+        return f"s3://{self._bucket}/{self._prefix}" if self._prefix else f"s3://{self._bucket}"
+
+    def check(self) -> None:
+        """List one key: proves endpoint, credentials and bucket without writing on every probe."""
+        try:
+            self._client.list_objects_v2(
+                Bucket=self._bucket, Prefix=f"{self._prefix}/" if self._prefix else "", MaxKeys=1
+            )
+        except _S3_ERRORS as error:
+            raise _storage_error("access to", self.root_url, error) from error
+
+    def abort_cache_write(self, handle: CacheWriteHandle) -> None:
+        _remove_temp_dir(handle.local_path.parent)
+        super().abort_cache_write(handle)
+
+    def _path_below_root(self, url: str) -> str | None:
+        head = f"{self.root_url}/"
+        return url[len(head) :] if url.startswith(head) else None
+
+    def _url(self, segments: Sequence[str]) -> str:
+        return "/".join([self.root_url, *segments])
+
+    def _key(self, segments: Sequence[str]) -> str:
+        return "/".join([self._prefix, *segments] if self._prefix else segments)
+
+    def _prepare_local(self, segments: Sequence[str]) -> Path:
+        try:
+            return Path(tempfile.mkdtemp(prefix="refresh-")) / DATA_FILE
+        except OSError as error:
+            raise StorageError(f"could not create a temporary file: {error}") from error
+
+    def _publish(self, handle: CacheWriteHandle, segments: Sequence[str]) -> None:
+        """Upload, then drop the local copy whatever happened: a retry rereads the source."""
+        url = f"{handle.url}/{DATA_FILE}"
+        try:
+            self._client.upload_file(
+                str(handle.local_path),
+                self._bucket,
+                self._key([*segments, DATA_FILE]),
+                Config=self.transfer_config,
+            )
+        except _S3_ERRORS as error:
+            raise _storage_error("upload to", url, error) from error
+        finally:
+            _remove_temp_dir(handle.local_path.parent)
+
+    def _delete_file(self, segments: Sequence[str]) -> None:
+        try:
+            self._client.delete_object(Bucket=self._bucket, Key=self._key(segments))
+        except _S3_ERRORS as error:
+            raise _storage_error("delete of", self._url(segments), error) from error
+
+    def _delete_tree(self, segments: Sequence[str]) -> None:
+        """Delete the exact key, then every key under ``key/``, one listed page at a time.
+
+        The trailing ``/`` of the listed prefix is what keeps ``.../abc`` from ``.../abcd``.
+        """
+        self._delete_file(segments)
+        url = self._url(segments)
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self._bucket,
+            Prefix=f"{self._key(segments)}/",
+            PaginationConfig={"PageSize": DELETE_BATCH},
+        )
+        try:
+            for page in pages:
+                objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if not objects:
+                    continue
+                result = self._client.delete_objects(
+                    Bucket=self._bucket, Delete={"Objects": objects, "Quiet": True}
+                )
+                if errors := result.get("Errors"):
+                    first = errors[0]
+                    raise StorageError(
+                        f"S3 delete of {url} failed: {len(errors)} objects not deleted, "
+                        f"e.g. {first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+                    )
+        except _S3_ERRORS as error:
+            raise _storage_error("delete of", url, error) from error
+
+
+def _storage_error(action: str, url: str, error: Exception) -> StorageError:
+    """Build the API user's message from the server's reason.
+
+    boto3 wraps an upload's ClientError in a message naming our temporary file; the reason the
+    user needs is the wrapped error. botocore never puts the secret key in a message (it is
+    only used to sign), so there is nothing to redact.
+    """
+    if isinstance(error, S3UploadFailedError) and error.__context__ is not None:
+        error = error.__context__
+    return StorageError(f"S3 {action} {url} failed: {error}")
+
+
+def _remove_temp_dir(path: Path) -> None:
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        logger.warning("could not remove temporary directory %s: %s", path, error)

@@ -1,0 +1,143 @@
+"""What only S3Storage has: a temporary local file, multipart uploads, paginated deletes, keys."""
+
+from __future__ import annotations
+
+import os
+
+import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from boto3.s3.transfer import TransferConfig
+
+from refresh.storage import DATA_FILE, S3Storage, StorageError, open_storage, s3
+from tests.storage.conftest import S3Backend
+from tests.storage.test_storage import publish, sample, write
+from tests.support.seaweedfs import SeaweedFS
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def s3_backend(s3_server: SeaweedFS) -> S3Backend:
+    return S3Backend(s3_server)
+
+
+def test_temporary_directory_is_removed_once_published(s3_backend: S3Backend) -> None:
+    handle = write(s3_backend.storage, sample())
+    assert handle.local_path.parent.name.startswith("refresh-")
+
+    s3_backend.storage.finalize_cache_write(handle)
+
+    assert not handle.local_path.parent.exists()
+
+
+def test_temporary_directory_is_removed_when_the_upload_fails(s3_backend: S3Backend) -> None:
+    broken = s3_backend.unusable()
+    handle = write(broken, sample())
+
+    with pytest.raises(StorageError, match=r"^S3 upload to s3://.*/data\.parquet failed: .*NoSuch"):
+        broken.finalize_cache_write(handle)
+
+    assert not handle.local_path.parent.exists()
+
+
+def test_big_file_goes_up_in_parts(s3_backend: S3Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    part = 5 * 1024 * 1024  # the smallest part S3 accepts
+    monkeypatch.setattr(
+        S3Storage,
+        "transfer_config",
+        TransferConfig(multipart_threshold=part, multipart_chunksize=part),
+    )
+    table = pa.table({"blob": [os.urandom(1024 * 1024) for _ in range(6)]})
+    handle = s3_backend.storage.prepare_cache_write("c", "s", "big")
+    pq.write_table(table, handle.local_path, compression="none")
+
+    url = s3_backend.storage.finalize_cache_write(handle)
+
+    key = f"cache/c/s/big/{handle.version}/{DATA_FILE}"
+    etag = s3_backend.client.head_object(Bucket=s3_backend.bucket, Key=key)["ETag"]
+    assert etag.strip('"').endswith("-2")  # a multipart upload's ETag counts its parts
+    assert s3_backend.read(url).equals(table)
+
+
+def test_delete_prefix_deletes_page_by_page(
+    s3_backend: S3Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(s3, "DELETE_BATCH", 2)
+    for n in range(5):
+        s3_backend.plant(f"cache/c/s/t/v/part-{n}")
+    s3_backend.plant("cache/c/s/t/v")
+    s3_backend.plant("cache/c/s/t/vv/part-0")
+
+    s3_backend.storage.delete_prefix(f"{s3_backend.storage.root_url}/c/s/t/v")
+
+    assert s3_backend.files() == {"c/s/t/vv/part-0"}
+
+
+def test_keys_hold_the_encoded_identifiers_literally(s3_backend: S3Backend) -> None:
+    url = publish(s3_backend.storage, sample(), "a/b", "%", "中文")
+
+    assert url.startswith(f"s3://{s3_backend.bucket}/cache/a%2Fb/%25/%E4%B8%AD%E6%96%87/")
+    assert s3_backend.files() == {f"{url.split('/cache/', 1)[1]}/{DATA_FILE}"}
+
+
+def test_bucket_root_without_prefix(s3_backend: S3Backend, s3_server: SeaweedFS) -> None:
+    storage = open_storage(f"s3://{s3_backend.bucket}", s3_server.endpoint_url)
+    assert storage.root_url == f"s3://{s3_backend.bucket}"
+
+    url = publish(storage, sample())
+    assert url.startswith(f"s3://{s3_backend.bucket}/conn/public/orders/")
+    with pytest.raises(StorageError, match="not inside the cache root"):
+        storage.delete_prefix(f"s3://{s3_backend.bucket}")
+
+    storage.delete_prefix(url)
+    assert s3_backend.everything() == set()
+
+
+@pytest.mark.parametrize("wrong", ["secret", "key"])
+def test_errors_never_show_the_credentials(
+    s3_backend: S3Backend, monkeypatch: pytest.MonkeyPatch, wrong: str
+) -> None:
+    key_id, secret = "AKIDWRONGKEYID12345", "wrong-secret-0123456789abcdef"
+    # boto3's default session keeps the credentials it first found; start from a new one.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    if wrong == "key":
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
+    storage = open_storage(s3_backend.storage.root_url, s3_backend.server.endpoint_url)
+
+    with pytest.raises(StorageError) as failure:
+        storage.check()
+    with pytest.raises(StorageError) as upload_failure:
+        publish(storage, sample())
+
+    for message in (str(failure.value), str(upload_failure.value)):
+        assert "SignatureDoesNotMatch" in message or "InvalidAccessKeyId" in message
+        assert secret not in message
+        assert key_id not in message
+        assert os.environ["AWS_ACCESS_KEY_ID"] not in message
+
+
+def test_check_fails_when_the_endpoint_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "any")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "any")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    storage = open_storage("s3://bucket/cache", "http://127.0.0.1:1")
+
+    with pytest.raises(StorageError, match=r"^S3 access to s3://bucket/cache failed: Could not"):
+        storage.check()
+
+
+def test_fixture_buckets_are_fresh_and_usable(s3_server: SeaweedFS) -> None:
+    first, second = s3_server.create_bucket(), s3_server.create_bucket()
+    client = s3_server.client()
+
+    assert first != second
+    for bucket in (first, second):
+        assert 3 <= len(bucket) <= 63
+        assert bucket == bucket.lower()
+        assert client.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+    client.put_object(Bucket=first, Key="a/b", Body=b"round trip")
+    assert client.get_object(Bucket=first, Key="a/b")["Body"].read() == b"round trip"
+    assert client.list_objects_v2(Bucket=second)["KeyCount"] == 0

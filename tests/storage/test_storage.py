@@ -1,0 +1,240 @@
+"""The behaviour both storages share (SPEC 5; guarantees 1, 2 and 5 of SPEC 9)."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from refresh.storage import (
+    DATA_FILE,
+    VERSION_PATTERN,
+    CacheWriteHandle,
+    Storage,
+    StorageError,
+    encode_identifier,
+    open_storage,
+)
+from tests.storage.conftest import ROOT, Backend
+
+IDENTIFIERS = ["../x", "a/b", "a%2Fb", "..", ".", "x y", 'we"ird', "é", "中文"]
+
+
+def sample(label: str = "x") -> pa.Table:
+    return pa.table(
+        {
+            "id": pa.array([1, 2, None], pa.int64()),
+            "label": pa.array([label, None, f"{label}!"], pa.string()),
+        }
+    )
+
+
+def write(storage: Storage, table: pa.Table, *names: str) -> CacheWriteHandle:
+    handle = storage.prepare_cache_write(*(names or ("conn", "public", "orders")))
+    pq.write_table(table, handle.local_path, compression="zstd")
+    return handle
+
+
+def publish(storage: Storage, table: pa.Table, *names: str) -> str:
+    return storage.finalize_cache_write(write(storage, table, *names))
+
+
+def parent(url: str) -> str:
+    return url.rsplit("/", 1)[0]
+
+
+def test_published_version_reads_back_from_its_directory_url(backend: Backend) -> None:
+    table = sample()
+    handle = write(backend.storage, table)
+
+    url = backend.storage.finalize_cache_write(handle)
+
+    assert url == handle.url
+    assert url.startswith(f"{backend.storage.root_url}/")
+    assert url.endswith(f"/{handle.version}")
+    assert not url.endswith((".parquet", "/"))
+    assert not handle.local_path.exists()
+    assert backend.read(url).equals(table)
+    assert backend.files() == {f"conn/public/orders/{handle.version}/{DATA_FILE}"}
+
+
+def test_versions_are_unique_and_sort_by_creation(backend: Backend) -> None:
+    handles = [backend.storage.prepare_cache_write("c", "s", "t") for _ in range(30)]
+    versions = [handle.version for handle in handles]
+
+    assert all(VERSION_PATTERN.fullmatch(version) for version in versions)
+    assert versions == sorted(set(versions))
+    for handle in handles:
+        backend.storage.abort_cache_write(handle)
+    assert backend.files() == set()
+
+
+def test_two_writes_of_one_table_give_two_directories(backend: Backend) -> None:
+    first = publish(backend.storage, sample("first"))
+    second = publish(backend.storage, sample("second"))
+
+    assert first != second
+    assert parent(first) == parent(second)
+    assert backend.read(first).equals(sample("first"))
+    assert backend.read(second).equals(sample("second"))
+    assert len(backend.files()) == 2
+
+
+def test_delete_removes_one_file(backend: Backend) -> None:
+    gone = publish(backend.storage, sample(), "c", "s", "gone")
+    kept = publish(backend.storage, sample(), "c", "s", "kept")
+
+    backend.storage.delete(f"{gone}/{DATA_FILE}")
+
+    assert backend.files() == {f"c/s/kept/{kept.rsplit('/', 1)[1]}/{DATA_FILE}"}
+
+
+def test_delete_prefix_removes_whole_segments_only(backend: Backend) -> None:
+    abc_old = publish(backend.storage, sample(), "c", "s", "abc")
+    abc_new = publish(backend.storage, sample(), "c", "s", "abc")
+    abcd = publish(backend.storage, sample(), "c", "s", "abcd")
+
+    backend.storage.delete_prefix(abc_old)
+    assert {name.split("/")[3] for name in backend.files()} == {
+        abc_new.rsplit("/", 1)[1],
+        abcd.rsplit("/", 1)[1],
+    }
+
+    backend.storage.delete_prefix(parent(abc_new))
+    assert {name.split("/")[2] for name in backend.files()} == {"abcd"}
+    assert backend.read(abcd).equals(sample())
+
+
+@pytest.mark.parametrize(
+    "suffix", ["nobody", f"nobody/s/t/20260101T000000000Z-00000000/{DATA_FILE}"]
+)
+def test_delete_and_delete_prefix_succeed_when_nothing_is_there(
+    backend: Backend, suffix: str
+) -> None:
+    url = f"{backend.storage.root_url}/{suffix}"
+    backend.storage.delete(url)
+    backend.storage.delete_prefix(url)
+
+
+def test_urls_outside_the_root_are_refused(backend: Backend) -> None:
+    root = backend.storage.root_url
+    planted = {backend.plant(f"{ROOT}2/x"), backend.plant(f"outside/{DATA_FILE}")}
+    inside = publish(backend.storage, sample())
+    outside = [
+        *planted,
+        root,
+        f"{root}/",
+        f"{root}2/x",
+        f"{root}/../outside/{DATA_FILE}",
+        f"{root}/a/../../outside",
+        f"{root}/./a",
+        f"{root}/a//b",
+        f"{inside}/",
+        "s3://another-bucket/cache/x",
+        "file:///cache/x",
+        "http://127.0.0.1/cache/x",
+    ]
+    before = backend.everything()
+
+    for url in outside:
+        with pytest.raises(StorageError, match="is not inside the cache root"):
+            backend.storage.delete(url)
+        with pytest.raises(StorageError, match="is not inside the cache root"):
+            backend.storage.delete_prefix(url)
+
+    assert backend.everything() == before
+
+
+def test_abort_before_finalize_removes_the_partial_write(backend: Backend) -> None:
+    handle = write(backend.storage, sample())
+
+    backend.storage.abort_cache_write(handle)
+
+    assert not handle.local_path.exists()
+    assert backend.files() == set()
+
+
+def test_abort_after_finalize_removes_the_version(backend: Backend) -> None:
+    kept = publish(backend.storage, sample())
+    handle = write(backend.storage, sample())
+    backend.storage.finalize_cache_write(handle)
+
+    backend.storage.abort_cache_write(handle)
+
+    assert backend.files() == {f"conn/public/orders/{kept.rsplit('/', 1)[1]}/{DATA_FILE}"}
+
+
+def test_finalize_without_a_written_file_is_refused(backend: Backend) -> None:
+    handle = backend.storage.prepare_cache_write("c", "s", "t")
+
+    with pytest.raises(StorageError, match="nothing was written"):
+        backend.storage.finalize_cache_write(handle)
+
+    backend.storage.abort_cache_write(handle)
+    assert backend.files() == set()
+
+
+def test_identifiers_never_escape_the_root_nor_collide(backend: Backend) -> None:
+    urls = {name: publish(backend.storage, sample(name), name, name, name) for name in IDENTIFIERS}
+
+    files = backend.files()
+    assert len(files) == len(IDENTIFIERS)
+    assert all(name.startswith(f"{ROOT}/") for name in backend.everything())
+    for path in files:
+        connection, schema, table, version, data = path.split("/")
+        assert connection == schema == table
+        assert unquote(connection) in IDENTIFIERS
+        assert connection not in ("", ".", "..")
+        assert VERSION_PATTERN.fullmatch(version)
+        assert data == DATA_FILE
+    for name, url in urls.items():
+        assert backend.read(url).equals(sample(name))
+
+
+@pytest.mark.parametrize("position", [0, 1, 2])
+def test_empty_identifier_is_rejected(backend: Backend, position: int) -> None:
+    names = ["c", "s", "t"]
+    names[position] = ""
+
+    with pytest.raises(ValueError, match="empty"):
+        backend.storage.prepare_cache_write(*names)
+
+    assert backend.files() == set()
+
+
+def test_check_passes_on_a_usable_storage(backend: Backend) -> None:
+    backend.storage.check()
+
+
+def test_unusable_storage_fails_check_and_writes(backend: Backend) -> None:
+    broken = backend.unusable()
+
+    with pytest.raises(StorageError):
+        broken.check()
+    with pytest.raises(StorageError):
+        publish(broken, sample())
+
+
+@pytest.mark.parametrize(
+    ("identifier", "segment"),
+    [
+        ("orders", "orders"),
+        ("a/b", "a%2Fb"),
+        ("a%2Fb", "a%252Fb"),
+        (".", "%2E"),
+        ("..", "%2E%2E"),
+        ("../x", "%2E%2E%2Fx"),
+        ("v1.2", "v1%2E2"),
+        ("é", "%C3%A9"),
+    ],
+)
+def test_identifier_encoding(identifier: str, segment: str) -> None:
+    assert encode_identifier(identifier) == segment
+    assert unquote(segment) == identifier
+
+
+def test_open_storage_refuses_other_schemes() -> None:
+    with pytest.raises(ValueError, match="file:///dir or s3://bucket/prefix"):
+        open_storage("ftp://example/cache", None)
