@@ -1,0 +1,129 @@
+"""DuckDB files, opened read-only with the ``duckdb`` module itself.
+
+DuckDB is Arrow-native: its own reader hands out Arrow batches built in C++, which a SQLAlchemy
+cursor would turn into Python tuples only for ``convert`` to rebuild Arrow from them. So this
+source reads ``con.sql(SELECT).to_arrow_reader(BATCH_ROWS)`` and applies the same strict
+Arrow-to-Arrow cast as PostgreSQL's ADBC path.
+
+Type mapping (``arrow_type``): integers keep width and signedness, HUGEINT/UHUGEINT ->
+decimal128(38, 0) (a value beyond 38 digits fails the column), DECIMAL(p, s) -> decimal128(p, s),
+FLOAT -> float32, DOUBLE -> float64, BOOLEAN, DATE -> date32, TIME -> time64[us], TIMESTAMP (and
+_S, _MS) -> timestamp[us], TIMESTAMP_NS -> timestamp[ns] (exact), TIMESTAMP WITH TIME ZONE ->
+timestamp[us, tz=UTC], BLOB -> binary, VARCHAR and everything else (UUID, JSON, ENUM, INTERVAL,
+LIST, STRUCT, MAP, TIME WITH TIME ZONE, BIT, BIGNUM, ...) -> string, as DuckDB's text output.
+
+Columns read as strings are cast to VARCHAR in the SELECT, and so are decimals: DuckDB exports
+HUGEINTs to Arrow without range checks (a UHUGEINT above 2**127 comes out negative), whereas the
+string-to-decimal cast refuses what does not fit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Collection, Iterator
+from contextlib import closing, contextmanager
+from typing import ClassVar
+
+import duckdb
+import pyarrow as pa
+from sqlalchemy.dialects.postgresql.base import PGDialect
+
+from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source
+from refresh.sources.config import FileConfigSchema
+from refresh.sources.convert import cast_batch
+from refresh.sources.errors import source_errors
+from refresh.sources.typemap import decimal_type
+
+_SIMPLE_TYPES: dict[str, pa.DataType] = {
+    "TINYINT": pa.int8(),
+    "SMALLINT": pa.int16(),
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "UTINYINT": pa.uint8(),
+    "USMALLINT": pa.uint16(),
+    "UINTEGER": pa.uint32(),
+    "UBIGINT": pa.uint64(),
+    "HUGEINT": pa.decimal128(38, 0),
+    "UHUGEINT": pa.decimal128(38, 0),
+    "FLOAT": pa.float32(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "DATE": pa.date32(),
+    "TIME": pa.time64("us"),
+    "TIMESTAMP": pa.timestamp("us"),
+    "TIMESTAMP_S": pa.timestamp("us"),
+    "TIMESTAMP_MS": pa.timestamp("us"),
+    "TIMESTAMP_NS": pa.timestamp("ns"),
+    "TIMESTAMP WITH TIME ZONE": pa.timestamp("us", tz="UTC"),
+    "BLOB": pa.binary(),
+    "VARCHAR": pa.string(),
+}
+_DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
+
+# DuckDB quotes identifiers as PostgreSQL does.
+_quote = PGDialect(paramstyle="qmark").identifier_preparer.quote_identifier
+
+# Tables and views of the opened file only: not the ``system``/``temp`` catalogs, not DuckDB's
+# information_schema and pg_catalog views.
+_DISCOVERY_SQL = """
+SELECT schema_name, table_name, column_name, is_nullable, data_type
+FROM duckdb_columns()
+WHERE database_name = current_database() AND NOT internal
+  AND schema_name NOT IN ('information_schema', 'pg_catalog') {only}
+ORDER BY schema_name, table_name, column_index
+"""
+_ONLY_FILTER = "AND list_contains($only, {'s': schema_name, 't': table_name})"
+
+
+def arrow_type(data_type: str) -> pa.DataType:
+    if match := _DECIMAL.fullmatch(data_type):
+        return decimal_type(int(match[1]), int(match[2]))
+    return _SIMPLE_TYPES.get(data_type, pa.string())
+
+
+def _select_item(column: Column) -> str:
+    name = _quote(column.name)
+    if pa.types.is_string(column.arrow_type) or pa.types.is_decimal(column.arrow_type):
+        return f"CAST({name} AS VARCHAR)"
+    return name
+
+
+class DuckDBSource(Source):
+    source_type: ClassVar[str] = "duckdb"
+    config_schema = FileConfigSchema
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        connection = duckdb.connect(self.config["path"], read_only=True)
+        # Text output of TIMESTAMPTZ values inside cast columns (lists, structs) in UTC.
+        connection.execute("SET TimeZone = 'UTC'")
+        return connection
+
+    def discover(self, only: Collection[tuple[str, str]] | None = None) -> list[DiscoveredTable]:
+        params = {}
+        if only is not None:
+            params["only"] = [{"s": schema, "t": table} for schema, table in only]
+        sql = _DISCOVERY_SQL.format(only=_ONLY_FILTER if only is not None else "")
+        with source_errors([], (duckdb.Error,)), closing(self._connect()) as connection:
+            rows = connection.execute(sql, params).fetchall()
+        columns: dict[tuple[str, str], list[Column]] = defaultdict(list)
+        for schema, table, name, nullable, data_type in rows:
+            columns[schema, table].append(Column(name, arrow_type(data_type), nullable, data_type))
+        return [DiscoveredTable(s, t, tuple(cols)) for (s, t), cols in columns.items()]
+
+    @contextmanager
+    def read(self, table: DiscoveredTable) -> Iterator[Iterator[pa.RecordBatch]]:
+        columns = ", ".join(_select_item(column) for column in table.columns)
+        sql = f"SELECT {columns} FROM {_quote(table.schema_name)}.{_quote(table.table_name)}"
+        with source_errors([], (duckdb.Error,)):
+            connection = self._connect()
+        with closing(connection):
+            with source_errors([], (duckdb.Error,)):
+                reader = connection.sql(sql).to_arrow_reader(BATCH_ROWS)
+            yield self._batches(reader, table.arrow_schema())
+
+    def _batches(self, reader: pa.RecordBatchReader, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+        # An error of the query mid-stream reaches Python as the OSError of pyarrow's reader.
+        with source_errors([], (duckdb.Error, pa.ArrowException, OSError)):
+            for batch in reader:
+                yield cast_batch(batch, schema)

@@ -1,0 +1,35 @@
+"""Turning driver exceptions into ``SourceError`` with every secret removed (guarantee 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.exc import DBAPIError
+
+from refresh.redact import redact
+from refresh.sources.base import SourceError
+
+
+def driver_message(error: BaseException) -> str:
+    """The driver's own words: SQLAlchemy wraps them with the SQL text and a help link."""
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        error = error.orig
+    return str(error).strip() or type(error).__name__
+
+
+@contextmanager
+def source_errors(
+    secrets: Collection[str | None], kinds: tuple[type[BaseException], ...]
+) -> Iterator[None]:
+    """Re-raise the driver errors ``kinds`` as ``SourceError`` with ``secrets`` masked.
+
+    The original exception is dropped (``from None``), not chained: a logged traceback would
+    otherwise print its unredacted message, connection string included.
+    """
+    try:
+        yield
+    except SourceError:
+        raise
+    except kinds as error:
+        raise SourceError(redact(driver_message(error), secrets)) from None

@@ -1,0 +1,78 @@
+"""Reading one table through SQLAlchemy with a server-side cursor (MySQL, SQLite, any URL).
+
+The SELECT is built from the discovered column list with the dialect's own identifier quoting
+(which also escapes ``%`` for drivers that format parameters), run once with ``stream_results``
+(a server-side cursor: PyMySQL's SSCursor, psycopg's named cursor, SQLite's stepping cursor), and
+fetched ``BATCH_ROWS`` rows at a time, so memory stays bounded by one batch whatever the table
+size. One statement means one consistent snapshot on every engine that has snapshots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import Engine
+
+from refresh.sources.base import BATCH_ROWS, DiscoveredTable
+from refresh.sources.convert import rows_to_batch
+from refresh.sources.errors import source_errors
+
+
+def select_sql(engine: Engine, table: DiscoveredTable) -> str:
+    quote = engine.dialect.identifier_preparer.quote_identifier
+    columns = ", ".join(quote(column.name) for column in table.columns)
+    return f"SELECT {columns} FROM {quote(table.schema_name)}.{quote(table.table_name)}"
+
+
+@contextmanager
+def stream_table(
+    engine: Engine,
+    table: DiscoveredTable,
+    secrets: Collection[str | None],
+    driver_errors: tuple[type[BaseException], ...],
+    interrupt: Callable[[Any], None] | None = None,
+) -> Iterator[Iterator[pa.RecordBatch]]:
+    """Stream ``table``; ``interrupt(dbapi_cursor)`` stops the query if the stream is abandoned.
+
+    A stream is abandoned when the consumer fails or a value does not fit. By default its
+    cursor is closed (a server-side cursor is CLOSEd on the server); a driver whose cursor reads
+    every remaining row on close (PyMySQL's SSCursor) passes an ``interrupt`` that makes the
+    server stop sending first. Errors while abandoning are dropped: the connection is discarded
+    anyway, and the error that caused the abandon is the one to report.
+    """
+    schema = table.arrow_schema()
+    finished = False
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        nonlocal finished
+        with source_errors(secrets, driver_errors):
+            for rows in result.partitions(BATCH_ROWS):
+                yield rows_to_batch(rows, schema)
+        finished = True
+
+    with source_errors(secrets, driver_errors):
+        connection = engine.connect()
+    try:
+        with source_errors(secrets, driver_errors):
+            result = connection.execution_options(stream_results=True).exec_driver_sql(
+                select_sql(engine, table)
+            )
+        try:
+            yield batches()
+        finally:
+            if not finished:
+                with suppress(*driver_errors):
+                    (interrupt or _close)(result.cursor)
+    finally:
+        # Never reused (NullPool): invalidating closes the connection without the rollback that
+        # a normal close sends, which an interrupted statement would answer with an error.
+        connection.invalidate()
+        connection.close()
+
+
+def _close(cursor: Any) -> None:
+    if cursor is not None:
+        cursor.close()

@@ -1,0 +1,216 @@
+"""DuckDB source on files in tmp_path: discovery, exact types, strict Arrow reads."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from datetime import time as clock
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from refresh.sources import build_source
+from refresh.sources.base import Source, SourceError
+from tests.sources.conftest import WEIRD_NAMES, by_key, read_batches, read_rows, types_of
+
+TEXT = "line1\nline2, \"double\" 'single' café 日本"
+
+
+def make_db(path: Path, *statements: str, params: list | None = None) -> Path:
+    with duckdb.connect(str(path)) as conn:
+        for statement in statements[:-1]:
+            conn.execute(statement)
+        conn.execute(statements[-1], params)
+    return path
+
+
+def source(path: Path) -> Source:
+    return build_source("duckdb", {"path": str(path)}, None, connect_timeout=5)
+
+
+def test_discovery_lists_tables_and_views_of_every_schema(tmp_path: Path) -> None:
+    path = make_db(
+        tmp_path / "db.duckdb",
+        "CREATE TABLE t1 (id INTEGER PRIMARY KEY, name VARCHAR NOT NULL)",
+        "CREATE VIEW v1 AS SELECT id FROM t1",
+        "CREATE SCHEMA other",
+        "CREATE TABLE other.t2 (x BIGINT)",
+    )
+
+    tables = by_key(source(path).discover())
+
+    assert set(tables) == {("main", "t1"), ("main", "v1"), ("other", "t2")}
+    assert [c.nullable for c in tables["main", "t1"].columns] == [False, False]
+    only = [("main", "t1"), ("other", "t2"), ("main", "gone")]
+    assert {t.key for t in source(path).discover(only=only)} == {("main", "t1"), ("other", "t2")}
+
+
+EXPECTED_TYPES = {
+    "i1": pa.int8(),
+    "i2": pa.int16(),
+    "i4": pa.int32(),
+    "i8": pa.int64(),
+    "u1": pa.uint8(),
+    "u8": pa.uint64(),
+    "huge": pa.decimal128(38, 0),
+    "amount": pa.decimal128(14, 2),
+    "f4": pa.float32(),
+    "f8": pa.float64(),
+    "b": pa.bool_(),
+    "d": pa.date32(),
+    "t": pa.time64("us"),
+    "ts": pa.timestamp("us"),
+    "ts_s": pa.timestamp("us"),
+    "ts_ns": pa.timestamp("ns"),
+    "tstz": pa.timestamp("us", tz="UTC"),
+    "txt": pa.string(),
+    "raw": pa.binary(),
+    "u": pa.string(),
+    "j": pa.string(),
+    "e": pa.string(),
+    "iv": pa.string(),
+    "lst": pa.string(),
+    "st": pa.string(),
+    "ttz": pa.string(),
+}
+
+
+def test_every_type_maps_exactly_and_reads_back_equal(tmp_path: Path) -> None:
+    path = make_db(
+        tmp_path / "db.duckdb",
+        "SET TimeZone = 'Asia/Tokyo'",  # timestamptz must come back as the same instants
+        "CREATE TYPE mood AS ENUM ('sad', 'happy')",
+        """CREATE TABLE everything (
+            i1 TINYINT, i2 SMALLINT, i4 INTEGER, i8 BIGINT, u1 UTINYINT, u8 UBIGINT,
+            huge HUGEINT, amount DECIMAL(14, 2), f4 FLOAT, f8 DOUBLE, b BOOLEAN, d DATE, t TIME,
+            ts TIMESTAMP, ts_s TIMESTAMP_S, ts_ns TIMESTAMP_NS, tstz TIMESTAMPTZ, txt VARCHAR,
+            raw BLOB, u UUID, j JSON, e mood, iv INTERVAL, lst INTEGER[], st STRUCT(a INTEGER),
+            ttz TIMETZ)""",
+        "INSERT INTO everything (i1) VALUES (NULL)",
+        """INSERT INTO everything VALUES (
+            -128, -32768, -2147483648, -9223372036854775808, 255, 18446744073709551615,
+            99999999999999999999999999999999999999, 12345678901.23, 1.5, 0.1, true,
+            '2024-02-29', '23:59:59.999999', '2024-02-29 23:59:59.999999',
+            '2024-02-29 12:00:01', '2024-02-29 12:00:00.123456789', '2024-06-01 09:00:00', ?,
+            '\\x00\\xFF'::BLOB, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": 1}', 'happy',
+            INTERVAL 1 DAY, [1, 2], {'a': 1}, '12:00:00+02')""",
+        params=[TEXT],
+    )
+    src = source(path)
+    [table] = src.discover()
+    assert types_of(table) == EXPECTED_TYPES
+
+    rows = read_rows(src, table)
+
+    assert rows[0] == dict.fromkeys(EXPECTED_TYPES)
+    assert rows[1] == {
+        "i1": -128,
+        "i2": -32768,
+        "i4": -2147483648,
+        "i8": -9223372036854775808,
+        "u1": 255,
+        "u8": 18446744073709551615,
+        "huge": Decimal("99999999999999999999999999999999999999"),
+        "amount": Decimal("12345678901.23"),
+        "f4": 1.5,
+        "f8": 0.1,
+        "b": True,
+        "d": date(2024, 2, 29),
+        "t": clock(23, 59, 59, 999999),
+        "ts": datetime(2024, 2, 29, 23, 59, 59, 999999),
+        "ts_s": datetime(2024, 2, 29, 12, 0, 1),
+        "ts_ns": pa.scalar(1709208000123456789, pa.timestamp("ns")).as_py(),
+        "tstz": datetime(2024, 6, 1, 0, 0, tzinfo=UTC),
+        "txt": TEXT,
+        "raw": b"\x00\xff",
+        "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        "j": '{"a": 1}',
+        "e": "happy",
+        "iv": "1 day",
+        "lst": "[1, 2]",
+        "st": "{'a': 1}",
+        "ttz": "12:00:00+02",
+    }
+
+
+@pytest.mark.parametrize(
+    ("column_type", "value", "problem"),
+    [
+        ("UHUGEINT", "340282366920938463463374607431768211455", "does not fit"),
+        ("TIMESTAMP", "'infinity'", "out of range"),
+        ("DATE", "'-infinity'", "out of range"),
+    ],
+)
+def test_value_that_does_not_fit_fails_naming_the_column(
+    tmp_path: Path, column_type: str, value: str, problem: str
+) -> None:
+    path = make_db(
+        tmp_path / "db.duckdb",
+        f"CREATE TABLE t (id INTEGER, v {column_type})",
+        f"INSERT INTO t VALUES (1, NULL), (2, {value})",
+    )
+    src = source(path)
+    [table] = src.discover()
+
+    with pytest.raises(SourceError, match=f'column "v": .*{problem}'):
+        read_rows(src, table)
+
+
+def test_query_error_in_the_middle_of_the_stream_is_a_source_error(tmp_path: Path) -> None:
+    path = make_db(
+        tmp_path / "db.duckdb",
+        "CREATE VIEW boom AS SELECT range AS g, "
+        "CASE WHEN range = 150000 THEN error('boom') ELSE 'x' END AS x FROM range(200000)",
+    )
+    src = source(path)
+    [table] = src.discover()
+
+    with pytest.raises(SourceError, match="boom"):
+        read_rows(src, table)
+
+
+def test_hostile_identifiers_are_quoted_everywhere(tmp_path: Path) -> None:
+    def q(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    schema, table_name = 'we"ird', 'x"; DROP TABLE y; --'
+    path = make_db(
+        tmp_path / "db.duckdb",
+        "CREATE TABLE y (i INTEGER)",
+        f"CREATE SCHEMA {q(schema)}",
+        f"CREATE TABLE {q(schema)}.{q(table_name)} "
+        f"({', '.join(f'{q(n)} VARCHAR' for n in WEIRD_NAMES)})",
+        f"INSERT INTO {q(schema)}.{q(table_name)} VALUES ({', '.join('?' * len(WEIRD_NAMES))})",
+        params=WEIRD_NAMES,
+    )
+    src = source(path)
+
+    [table] = src.discover(only=[(schema, table_name)])
+
+    assert [c.name for c in table.columns] == WEIRD_NAMES
+    assert read_rows(src, table) == [dict(zip(WEIRD_NAMES, WEIRD_NAMES, strict=True))]
+    assert ("main", "y") in by_key(src.discover())
+
+
+def test_large_table_is_streamed_in_several_batches(tmp_path: Path) -> None:
+    path = make_db(
+        tmp_path / "db.duckdb", "CREATE TABLE big AS SELECT range AS id FROM range(200000)"
+    )
+    src = source(path)
+    [table] = src.discover()
+
+    batches = read_batches(src, table)
+
+    assert len(batches) > 1
+    assert sum(b.num_rows for b in batches) == 200_000
+
+
+def test_missing_file_is_an_error_and_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.duckdb"
+
+    with pytest.raises(SourceError):
+        source(missing).discover()
+
+    assert not missing.exists()

@@ -1,0 +1,199 @@
+"""SQLite source on files in tmp_path: discovery, declared-type mapping, strict reads."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, datetime
+from datetime import time as clock
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from refresh.sources import build_source
+from refresh.sources.base import Source, SourceError
+from tests.sources.conftest import WEIRD_NAMES, by_key, read_batches, read_rows, types_of
+
+TEXT = "line1\nline2, \"double\" 'single' café 日本"
+
+
+def make_db(path: Path, *statements: str, rows: tuple[str, list[tuple]] | None = None) -> Path:
+    with sqlite3.connect(path) as conn:
+        for statement in statements:
+            conn.execute(statement)
+        if rows:
+            conn.executemany(*rows)
+    conn.close()
+    return path
+
+
+def source(path: Path) -> Source:
+    return build_source("sqlite", {"path": str(path)}, None, connect_timeout=5)
+
+
+def test_discovery_lists_tables_and_views_not_internal_tables(tmp_path: Path) -> None:
+    path = make_db(
+        tmp_path / "db.sqlite",
+        "CREATE TABLE t1 (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL)",
+        "CREATE TABLE t2 (x REAL)",
+        "CREATE VIEW v1 AS SELECT id, id + 1 AS next FROM t1",
+        "INSERT INTO t1 (name) VALUES ('a')",  # creates sqlite_sequence
+    )
+
+    tables = by_key(source(path).discover())
+
+    assert set(tables) == {("main", "t1"), ("main", "t2"), ("main", "v1")}
+    assert types_of(tables["main", "v1"]) == {"id": pa.int64(), "next": pa.string()}
+    assert [c.nullable for c in tables["main", "t1"].columns] == [True, False]
+    only = [("main", "t1"), ("main", "gone"), ("other", "t2")]
+    assert {t.key for t in source(path).discover(only=only)} == {("main", "t1")}
+
+
+def test_declared_types_map_and_read_back_equal(tmp_path: Path) -> None:
+    path = make_db(
+        tmp_path / "db.sqlite",
+        """CREATE TABLE everything (
+            i INTEGER, small SMALLINT, r REAL, f FLOAT, amount DECIMAL(14, 2), n NUMERIC,
+            b BOOLEAN, d DATE, dt DATETIME, ts TIMESTAMP, t TIME, txt TEXT, vc VARCHAR(10),
+            raw BLOB, anything, odd STRING)""",
+        rows=(
+            "INSERT INTO everything VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    -(2**63),
+                    2**40,
+                    0.1,
+                    1.5,
+                    12345678901.23,
+                    "3.25",
+                    1,
+                    "2024-02-29",
+                    "2024-02-29 23:59:59.999999",
+                    "2024-02-29T12:00:00",
+                    "23:59:59.5",
+                    TEXT,
+                    "vc",
+                    b"\x00\xff",
+                    42,
+                    "str",
+                ),
+                (None,) * 16,
+            ],
+        ),
+    )
+    src = source(path)
+    [table] = src.discover()
+
+    assert types_of(table) == {
+        "i": pa.int64(),
+        "small": pa.int64(),
+        "r": pa.float64(),
+        "f": pa.float64(),
+        "amount": pa.decimal128(14, 2),
+        "n": pa.decimal128(38, 9),
+        "b": pa.bool_(),
+        "d": pa.date32(),
+        "dt": pa.timestamp("us"),
+        "ts": pa.timestamp("us"),
+        "t": pa.time64("us"),
+        "txt": pa.string(),
+        "vc": pa.string(),
+        "raw": pa.binary(),
+        "anything": pa.string(),
+        "odd": pa.string(),
+    }
+    rows = read_rows(src, table)
+    assert rows[0] == {
+        "i": -(2**63),
+        "small": 2**40,
+        "r": 0.1,
+        "f": 1.5,
+        "amount": Decimal("12345678901.23"),
+        "n": Decimal("3.250000000"),
+        "b": True,
+        "d": date(2024, 2, 29),
+        "dt": datetime(2024, 2, 29, 23, 59, 59, 999999),
+        "ts": datetime(2024, 2, 29, 12, 0),
+        "t": clock(23, 59, 59, 500000),
+        "txt": TEXT,
+        "vc": "vc",
+        "raw": b"\x00\xff",
+        "anything": "42",
+        "odd": "str",
+    }
+    assert rows[1] == dict.fromkeys(rows[0])
+
+
+@pytest.mark.parametrize(
+    ("declared", "value", "problem"),
+    [
+        ("INTEGER", "twelve", "expected an integer"),
+        ("DECIMAL(12, 2)", 1.234, "data loss"),
+        ("DATE", "2024-02-30", "day is out of range"),
+        ("DATETIME", "2024-01-01 12:00:00.1234567", "more precision than microseconds"),
+        ("DATETIME", "2024-01-01T12:00:00+02:00", "without time zone"),
+        ("BOOLEAN", 2, "expected a boolean"),
+    ],
+)
+def test_value_that_does_not_fit_fails_naming_the_column(
+    tmp_path: Path, declared: str, value: object, problem: str
+) -> None:
+    path = make_db(
+        tmp_path / "db.sqlite",
+        f"CREATE TABLE t (id INTEGER, v {declared})",
+        rows=("INSERT INTO t VALUES (?, ?)", [(1, None), (2, value)]),
+    )
+    src = source(path)
+    [table] = src.discover()
+
+    with pytest.raises(SourceError, match=f'column "v": .*{problem}'):
+        read_rows(src, table)
+
+
+def test_hostile_identifiers_are_quoted_everywhere(tmp_path: Path) -> None:
+    def q(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    table_name = 'x"; DROP TABLE y; --'
+    path = make_db(
+        tmp_path / "db.sqlite",
+        "CREATE TABLE y (i INTEGER)",
+        f"CREATE TABLE {q(table_name)} ({', '.join(f'{q(n)} TEXT' for n in WEIRD_NAMES)})",
+        rows=(
+            f"INSERT INTO {q(table_name)} VALUES ({', '.join('?' * len(WEIRD_NAMES))})",
+            [tuple(WEIRD_NAMES)],
+        ),
+    )
+    src = source(path)
+
+    [table] = src.discover(only=[("main", table_name)])
+
+    assert [c.name for c in table.columns] == WEIRD_NAMES
+    assert read_rows(src, table) == [dict(zip(WEIRD_NAMES, WEIRD_NAMES, strict=True))]
+    assert ("main", "y") in by_key(src.discover())
+
+
+def test_large_table_is_streamed_in_several_batches(tmp_path: Path) -> None:
+    path = make_db(
+        tmp_path / "db.sqlite",
+        "CREATE TABLE big (id INTEGER)",
+        "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 200000) "
+        "INSERT INTO big SELECT n FROM s",
+    )
+    src = source(path)
+    [table] = src.discover()
+
+    batches = read_batches(src, table)
+
+    assert len(batches) > 1
+    assert sum(b.num_rows for b in batches) == 200_000
+
+
+def test_missing_file_is_an_error_and_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.sqlite"
+
+    with pytest.raises(SourceError, match="unable to open"):
+        source(missing).discover()
+
+    assert not missing.exists()
