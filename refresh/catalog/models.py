@@ -83,6 +83,11 @@ class Connection(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
+    @property
+    def name(self) -> str:
+        """The API shows the id as ``name`` too: the user chose it."""
+        return self.id
+
 
 class Table(Base):
     __tablename__ = "tables"

@@ -11,8 +11,8 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from refresh.storage import DATA_FILE, S3Storage, StorageError, open_storage, s3
-from tests.storage.conftest import S3Backend
 from tests.storage.test_storage import publish, sample, write
+from tests.support.backends import S3Backend
 from tests.support.seaweedfs import SeaweedFS
 
 pytestmark = pytest.mark.integration

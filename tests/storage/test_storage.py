@@ -17,7 +17,7 @@ from refresh.storage import (
     encode_identifier,
     open_storage,
 )
-from tests.storage.conftest import ROOT, Backend
+from tests.support.backends import ROOT, Backend
 
 IDENTIFIERS = ["../x", "a/b", "a%2Fb", "..", ".", "x y", 'we"ird', "é", "中文"]
 

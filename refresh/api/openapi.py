@@ -1,0 +1,155 @@
+"""``GET /openapi.json``, generated from the marshmallow schemas the endpoints really use."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, Flask, Response, current_app, jsonify
+from marshmallow import Schema
+
+from refresh.api import schemas
+
+blueprint = Blueprint("openapi", __name__)
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    responses: dict[int, type[Schema] | dict[str, Any] | None]
+    request: type[Schema] | None = None
+    errors: tuple[int, ...] = field(default=())
+    authenticated: bool = True
+
+
+OPERATIONS: dict[str, Operation] = {
+    "connections.create_connection": Operation(
+        "Register a connection and discover its tables",
+        {201: schemas.ConnectionCreatedSchema},
+        request=schemas.ConnectionCreateSchema,
+        errors=(400, 409, 413, 415),
+    ),
+    "connections.list_connections": Operation(
+        "List connections", {200: schemas.ConnectionListSchema}
+    ),
+    "connections.get_connection": Operation(
+        "Show a connection (without its password)",
+        {200: schemas.ConnectionDetailSchema},
+        errors=(404,),
+    ),
+    "connections.delete_connection": Operation(
+        "Delete a connection; its Parquet is deleted after the grace period",
+        {204: None},
+        errors=(404,),
+    ),
+    "tables.list_tables": Operation(
+        "List a connection's tables", {200: schemas.TableListSchema}, errors=(404,)
+    ),
+    "tables.get_table": Operation(
+        "Show a table with its refresh history", {200: schemas.TableDetailSchema}, errors=(404,)
+    ),
+    "tables.drop_table_cache": Operation(
+        "Uncache a table; its Parquet is deleted after the grace period",
+        {204: None},
+        errors=(404,),
+    ),
+    "tables.drop_connection_cache": Operation(
+        "Uncache every table of a connection", {204: None}, errors=(404,)
+    ),
+    "refresh.post_refresh": Operation(
+        "Refresh schema (all connections or one) or data (one table)",
+        {
+            200: {
+                "oneOf": [
+                    schemas.SchemaRefreshResponseSchema,
+                    schemas.TableRefreshResponseSchema,
+                ]
+            }
+        },
+        request=schemas.RefreshRequestSchema,
+        errors=(400, 404, 409, 413, 415, 501, 502),
+    ),
+    "health.health": Operation(
+        "Reachability of the catalog and the storage",
+        {200: schemas.HealthSchema, 503: schemas.HealthSchema},
+        authenticated=False,
+    ),
+    "openapi.openapi": Operation("This document", {200: None}),
+}
+
+
+@blueprint.get("/openapi.json")
+def openapi() -> Response:
+    spec = current_app.extensions.get("openapi")
+    if spec is None:
+        spec = current_app.extensions["openapi"] = build_spec(current_app)
+    return jsonify(spec)
+
+
+def build_spec(app: Flask) -> dict[str, Any]:
+    spec = APISpec(
+        title="Refresh service",
+        version="1",
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "Versioned Parquet copies of SQL tables, refreshed on demand."},
+    )
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        operation = OPERATIONS.get(rule.endpoint)
+        if operation is None:
+            continue
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            spec.path(path=path, operations={method.lower(): _operation(operation, rule.arguments)})
+    return spec.to_dict()
+
+
+def _operation(operation: Operation, arguments: set[str]) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for status, schema in operation.responses.items():
+        responses[str(status)] = {"description": _DESCRIPTIONS.get(status, "success")}
+        if schema is not None:
+            responses[str(status)]["content"] = {"application/json": {"schema": schema}}
+    for status in operation.errors:
+        responses[str(status)] = {
+            "description": _DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": schemas.ErrorSchema}},
+        }
+    result: dict[str, Any] = {"summary": operation.summary, "responses": responses}
+    if operation.authenticated:
+        result["security"] = [{"bearer": []}]
+        responses["401"] = {
+            "description": _DESCRIPTIONS[401],
+            "content": {"application/json": {"schema": schemas.ErrorSchema}},
+        }
+    if arguments:
+        result["parameters"] = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in sorted(arguments)
+        ]
+    if operation.request is not None:
+        result["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": operation.request}},
+        }
+    return result
+
+
+_DESCRIPTIONS = {
+    200: "success",
+    201: "created",
+    204: "done, no content",
+    400: "invalid request; the message names the field",
+    401: "missing or wrong bearer token (only when API_TOKEN is set)",
+    404: "connection or table not found",
+    409: "conflict with the catalog's state",
+    413: "request body over 1 MiB",
+    415: "Content-Type is not application/json",
+    501: "mode not available yet",
+    502: "the source is unreachable or refused the login or query",
+    503: "a component is unreachable",
+}

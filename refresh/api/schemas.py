@@ -1,0 +1,203 @@
+"""Marshmallow schemas of every request and response; ``/openapi.json`` is generated from them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, post_dump, post_load, validate
+
+from refresh.sources import SOURCE_TYPES, source_class
+
+CONNECTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON ``true``/``false`` only: ``"yes"`` or ``1`` for a flag is a client bug worth a 400."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class _OmitEmpty(Schema):
+    """Response fields listed in ``omit_when_empty`` are left out rather than sent as []/null."""
+
+    omit_when_empty: tuple[str, ...] = ()
+
+    @post_dump
+    def _omit(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        for name in self.omit_when_empty:
+            if not data.get(name):
+                data.pop(name, None)
+        return data
+
+
+# --- connections -------------------------------------------------------------------------------
+
+
+class ConnectionCreateSchema(Schema):
+    name = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            CONNECTION_NAME,
+            error="must be 1-64 letters, digits, '_' or '-', starting with a letter or digit",
+        ),
+    )
+    source_type = fields.String(
+        required=True,
+        validate=validate.OneOf(sorted(SOURCE_TYPES), error="must be one of {choices}"),
+    )
+    config = fields.Dict(required=True, metadata={"description": "depends on source_type"})
+    skip_discovery = StrictBoolean(load_default=False)
+
+    @post_load
+    def _load_config(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """``config`` is validated by the schema of the chosen source type."""
+        try:
+            config = source_class(data["source_type"]).config_schema().load(data["config"])
+        except ValidationError as error:
+            raise ValidationError({"config": error.messages}) from None
+        return {**data, "config": config}
+
+
+class ConnectionSummarySchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    source_type = fields.String()
+
+
+class ConnectionListSchema(Schema):
+    connections = fields.List(fields.Nested(ConnectionSummarySchema))
+
+
+class ConnectionCreatedSchema(_OmitEmpty):
+    omit_when_empty = ("discovery_error",)
+
+    id = fields.String(attribute="connection.id")
+    name = fields.String(attribute="connection.name")
+    source_type = fields.String(attribute="connection.source_type")
+    tables_discovered = fields.Integer()
+    discovery_status = fields.String(metadata={"enum": ["success", "skipped", "failed"]})
+    discovery_error = fields.String()
+
+
+class ConnectionDetailSchema(Schema):
+    id = fields.String(attribute="connection.id")
+    name = fields.String(attribute="connection.name")
+    source_type = fields.String(attribute="connection.source_type")
+    config = fields.Dict(attribute="connection.config", metadata={"description": "no password"})
+    table_count = fields.Integer()
+    synced_table_count = fields.Integer()
+
+
+# --- tables --------------------------------------------------------------------------------------
+
+
+class ColumnSchema(Schema):
+    name = fields.String()
+    data_type = fields.String(attribute="type", metadata={"description": "Arrow type"})
+    nullable = fields.Boolean()
+    native_type = fields.String(metadata={"description": "type at the source"})
+
+
+class TableSchema(Schema):
+    schema_name = fields.String()
+    table_name = fields.String()
+    synced = fields.Function(lambda t: t.current_path is not None, dump_only=True)
+    last_sync = fields.DateTime(allow_none=True)
+    row_count = fields.Integer(allow_none=True)
+    size_bytes = fields.Integer(allow_none=True)
+    current_path = fields.String(allow_none=True)
+    current_version = fields.String(allow_none=True)
+    removed = fields.Function(lambda t: t.removed_at is not None, dump_only=True)
+    schema_changed_at = fields.DateTime(allow_none=True)
+    columns = fields.Function(
+        lambda t: ColumnSchema(many=True).dump(t.arrow_schema["columns"]), dump_only=True
+    )
+
+
+class TableListSchema(Schema):
+    tables = fields.List(fields.Nested(TableSchema))
+
+
+class VersionSchema(Schema):
+    version = fields.String()
+    path = fields.String()
+    status = fields.String(
+        metadata={"enum": ["writing", "current", "superseded", "failed", "deleted"]}
+    )
+    rows = fields.Integer(allow_none=True)
+    bytes = fields.Integer(allow_none=True)
+    started_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    error = fields.String(allow_none=True)
+    job_id = fields.String(allow_none=True)
+
+
+class TableDetailSchema(TableSchema):
+    versions = fields.List(fields.Nested(VersionSchema), metadata={"description": "newest first"})
+
+
+# --- refresh -------------------------------------------------------------------------------------
+
+
+class RefreshRequestSchema(Schema):
+    connection_id = fields.String()
+    schema_name = fields.String()
+    table_name = fields.String()
+    data = StrictBoolean(load_default=False)
+    include_uncached = StrictBoolean(load_default=False)
+    async_ = StrictBoolean(data_key="async")
+
+
+class ConnectionErrorSchema(Schema):
+    connection_id = fields.String()
+    error = fields.String()
+
+
+class SchemaRefreshResponseSchema(_OmitEmpty):
+    omit_when_empty = ("errors",)
+
+    connections_refreshed = fields.Integer()
+    connections_failed = fields.Integer()
+    tables_discovered = fields.Integer()
+    tables_added = fields.Integer()
+    tables_modified = fields.Integer()
+    errors = fields.List(fields.Nested(ConnectionErrorSchema))
+
+
+class WarningSchema(_OmitEmpty):
+    omit_when_empty = ("schema_name", "table_name")
+
+    schema_name = fields.String()
+    table_name = fields.String()
+    message = fields.String()
+
+
+class TableRefreshResponseSchema(_OmitEmpty):
+    omit_when_empty = ("warnings",)
+
+    connection_id = fields.String()
+    schema_name = fields.String()
+    table_name = fields.String()
+    rows_synced = fields.Integer()
+    duration_ms = fields.Integer()
+    warnings = fields.List(fields.Nested(WarningSchema))
+
+
+# --- errors and health ---------------------------------------------------------------------------
+
+
+class ErrorBodySchema(Schema):
+    message = fields.String()
+    code = fields.String()
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBodySchema)
+
+
+class HealthSchema(Schema):
+    status = fields.String(metadata={"enum": ["ok", "unavailable"]})
+    checks = fields.Dict(keys=fields.String(), values=fields.String())

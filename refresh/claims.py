@@ -1,0 +1,156 @@
+"""Single flight: at most one data refresh of a table runs at a time, across processes and machines.
+
+The claim is the table's ``writing`` row in ``table_versions``; a partial unique index allows one
+per table, so the catalog arbitrates between any number of web and worker processes. A live
+writer refreshes ``heartbeat_at``; a claim whose heartbeat stopped (the process was killed) is
+taken over, and its directory queued for deletion.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from refresh.catalog import TableVersion, utcnow
+from refresh.deletions import schedule_deletions
+from refresh.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5.0
+STALE_AFTER = timedelta(seconds=30)
+WAIT_POLL_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class Claim:
+    version_id: int
+    version: str
+    path: str
+
+
+class Busy(Exception):
+    """Another refresh of the table holds the claim."""
+
+    def __init__(self, version_id: int) -> None:
+        super().__init__(version_id)
+        self.version_id = version_id
+
+
+def claim(rt: Runtime, table_id: int, version: str, path: str, job_id: str | None) -> Claim:
+    """Insert the table's ``writing`` row, or raise ``Busy`` naming the refresh that has it."""
+    now = utcnow()
+    try:
+        with rt.catalog.session() as session:
+            row = TableVersion(
+                table_id=table_id,
+                version=version,
+                path=path,
+                status="writing",
+                started_at=now,
+                heartbeat_at=now,
+                job_id=job_id,
+            )
+            session.add(row)
+            session.flush()
+            return Claim(row.id, version, path)
+    except IntegrityError:
+        holder = _writer(rt, table_id)
+        if holder is None:  # it finished between our insert and this look-up
+            return claim(rt, table_id, version, path, job_id)
+        raise Busy(holder) from None
+
+
+def wait_for(rt: Runtime, version_id: int, timeout: float) -> TableVersion | None:
+    """Poll until the refresh holding ``version_id`` ends; take over its claim if it went silent."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with rt.catalog.session() as session:
+            row = session.get(TableVersion, version_id)
+        if row is None or row.status != "writing":
+            return row
+        if _stale(row.heartbeat_at):
+            _take_over(rt, row)
+            continue
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"a refresh of this table is still running after {timeout:.0f} s")
+        time.sleep(WAIT_POLL_SECONDS)
+
+
+class Heartbeat:
+    """Keeps a claim alive while the refresh runs, from a daemon thread."""
+
+    def __init__(self, rt: Runtime, version_id: int) -> None:
+        self._rt = rt
+        self._version_id = version_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="refresh-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                with self._rt.catalog.session() as session:
+                    session.execute(
+                        update(TableVersion)
+                        .where(TableVersion.id == self._version_id)
+                        .values(heartbeat_at=utcnow())
+                    )
+            except Exception:
+                # A missed beat is harmless unless the catalog stays away long enough for the
+                # claim to go stale; the publish step will then fail its compare-and-set.
+                log.warning("heartbeat for table version %s failed", self._version_id)
+
+
+def _writer(rt: Runtime, table_id: int) -> int | None:
+    with rt.catalog.session() as session:
+        return session.scalar(
+            select(TableVersion.id).where(
+                TableVersion.table_id == table_id, TableVersion.status == "writing"
+            )
+        )
+
+
+def _stale(heartbeat_at: datetime | None) -> bool:
+    return heartbeat_at is None or utcnow() - heartbeat_at > STALE_AFTER
+
+
+def _take_over(rt: Runtime, row: TableVersion) -> None:
+    """End a dead writer's claim; only one of several waiters wins the conditional update."""
+    now = utcnow()
+    with rt.catalog.session() as session:
+        result = session.execute(
+            update(TableVersion)
+            .where(
+                TableVersion.id == row.id,
+                TableVersion.status == "writing",
+                TableVersion.heartbeat_at == row.heartbeat_at,
+            )
+            .values(
+                status="failed",
+                finished_at=now,
+                error="abandoned: the refreshing process stopped before finishing",
+            )
+        )
+        if result.rowcount == 1:
+            schedule_deletions(session, [row.path], delete_after=now)
+            log.warning("took over abandoned refresh %s; queued %s for deletion", row.id, row.path)

@@ -1,0 +1,103 @@
+"""Registered connections: create, read, delete, and open one as a source."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from refresh.catalog import Connection, Table, TableVersion, utcnow
+from refresh.deletions import schedule_deletions
+from refresh.errors import Conflict
+from refresh.lookup import load_connection
+from refresh.runtime import Runtime
+from refresh.schema_refresh import refresh_connection_schema
+from refresh.sources import SourceError, source_class
+
+
+@dataclass(frozen=True)
+class Registration:
+    connection: Connection
+    tables_discovered: int
+    discovery_status: str  # "success" | "skipped" | "failed"
+    discovery_error: str | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionDetail:
+    connection: Connection
+    table_count: int
+    synced_table_count: int
+
+
+def register_connection(
+    rt: Runtime,
+    name: str,
+    source_type: str,
+    config: Mapping[str, Any],
+    skip_discovery: bool = False,
+) -> Registration:
+    """Store the connection, then discover its tables unless asked not to.
+
+    ``config`` is already validated by the source's ``config_schema``. The connection stays
+    registered when discovery fails, so the user can fix the source and refresh later.
+    """
+    stored_config, password = source_class(source_type).split_secret(config)
+    row = Connection(
+        id=name,
+        source_type=source_type,
+        config=stored_config,
+        secret=rt.secrets.encrypt(password) if password else None,
+    )
+    try:
+        with rt.catalog.session() as session:
+            session.add(row)
+    except IntegrityError:
+        raise Conflict(f"Connection '{name}' already exists") from None
+    if skip_discovery:
+        return Registration(row, 0, "skipped")
+    try:
+        result = refresh_connection_schema(rt, name)
+    except SourceError as error:
+        return Registration(row, 0, "failed", str(error))
+    return Registration(row, result.tables_discovered, "success")
+
+
+def list_connections(rt: Runtime) -> list[Connection]:
+    with rt.catalog.session() as session:
+        return list(session.scalars(select(Connection).order_by(Connection.id)))
+
+
+def get_connection(rt: Runtime, connection_id: str) -> ConnectionDetail:
+    with rt.catalog.session() as session:
+        row = load_connection(session, connection_id)
+        present = Table.removed_at.is_(None)
+        total, synced = session.execute(
+            select(
+                func.count(Table.id),
+                func.count(Table.current_path),
+            ).where(Table.connection_id == connection_id, present)
+        ).one()
+    return ConnectionDetail(row, total, synced)
+
+
+def delete_connection(rt: Runtime, connection_id: str) -> None:
+    """Drop the connection's catalog rows; its Parquet goes after the usual grace period.
+
+    Readers that resolved a path just before the delete keep a readable copy for the grace period,
+    exactly as after a swap.
+    """
+    with rt.catalog.session() as session:
+        row = load_connection(session, connection_id)
+        paths = session.scalars(
+            select(TableVersion.path)
+            .join(Table, Table.id == TableVersion.table_id)
+            .where(Table.connection_id == connection_id)
+        ).all()
+        grace = timedelta(seconds=rt.settings.deletion_grace_seconds)
+        schedule_deletions(session, paths, delete_after=utcnow() + grace)
+        session.delete(row)

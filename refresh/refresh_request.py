@@ -1,0 +1,97 @@
+"""What a ``POST /refresh`` body asks for: validation in the contract's order, and its mode."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from refresh.data_refresh import TableRefreshResult, refresh_table
+from refresh.errors import InvalidRequest, NotImplementedYet
+from refresh.lookup import load_connection
+from refresh.runtime import Runtime
+from refresh.schema_refresh import (
+    SchemaRefreshResult,
+    refresh_all_schemas,
+    refresh_connection_schema,
+)
+
+RefreshResult = SchemaRefreshResult | TableRefreshResult
+
+
+class Mode(enum.Enum):
+    ALL_SCHEMAS = "schema refresh of every connection"
+    CONNECTION_SCHEMA = "schema refresh of one connection"
+    TABLE_DATA = "data refresh of one table"
+    CONNECTION_DATA = "data refresh of a connection's tables"
+
+
+@dataclass(frozen=True)
+class RefreshRequest:
+    connection_id: str | None = None
+    schema_name: str | None = None
+    table_name: str | None = None
+    data: bool = False
+    include_uncached: bool = False
+    # None: the mode's default (modes 1-3 answer in the request, mode 4 runs as a job).
+    run_async: bool | None = None
+
+
+def resolve_mode(rt: Runtime, request: RefreshRequest) -> Mode:
+    """Apply the validation table of the contract, in its order, and name the mode.
+
+    The order matters to clients: an unknown connection is reported before any complaint about
+    how the rest of the body combines.
+    """
+    if request.schema_name is not None and request.connection_id is None:
+        raise InvalidRequest("schema_name requires connection_id")
+    if request.table_name is not None and request.schema_name is None:
+        raise InvalidRequest("table_name requires schema_name")
+    if request.data and request.connection_id is None:
+        raise InvalidRequest("data refresh requires connection_id")
+    if request.connection_id is not None:
+        with rt.catalog.session() as session:
+            load_connection(session, request.connection_id)
+    if request.schema_name is not None and request.table_name is None:
+        if not request.data:
+            raise InvalidRequest(
+                "schema-level refresh not supported; omit schema_name to refresh entire connection"
+            )
+        raise InvalidRequest("data refresh with schema_name requires table_name")
+    if request.table_name is not None and not request.data:
+        raise InvalidRequest(
+            "schema refresh cannot target specific tables; use data: true for table data refresh"
+        )
+    mode = _mode(request)
+    if request.include_uncached and mode is not Mode.CONNECTION_DATA:
+        raise InvalidRequest(
+            "include_uncached applies only to a connection-wide data refresh "
+            "(connection_id and data: true, without schema_name)"
+        )
+    return mode
+
+
+def _mode(request: RefreshRequest) -> Mode:
+    if request.connection_id is None:
+        return Mode.ALL_SCHEMAS
+    if not request.data:
+        return Mode.CONNECTION_SCHEMA
+    if request.table_name is not None:
+        return Mode.TABLE_DATA
+    return Mode.CONNECTION_DATA
+
+
+def run_refresh(rt: Runtime, request: RefreshRequest, mode: Mode) -> RefreshResult:
+    """Carry out a validated request in the calling process (the request's thread or a job)."""
+    if mode is Mode.ALL_SCHEMAS:
+        return refresh_all_schemas(rt)
+    assert request.connection_id is not None
+    if mode is Mode.CONNECTION_SCHEMA:
+        return refresh_connection_schema(rt, request.connection_id)
+    if mode is Mode.TABLE_DATA:
+        assert request.schema_name is not None
+        assert request.table_name is not None
+        return refresh_table(rt, request.connection_id, request.schema_name, request.table_name)
+    raise NotImplementedYet(
+        "connection-wide data refresh is not available yet; refresh tables one at a time with "
+        "schema_name and table_name"
+    )

@@ -1,0 +1,72 @@
+"""A connection's tables as the catalog knows them, their refresh history, and dropping caches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from refresh.catalog import Table, TableVersion, utcnow
+from refresh.deletions import schedule_deletions
+from refresh.lookup import load_connection, load_table
+from refresh.runtime import Runtime
+
+
+def list_tables(rt: Runtime, connection_id: str) -> list[Table]:
+    with rt.catalog.session() as session:
+        load_connection(session, connection_id)
+        return list(
+            session.scalars(
+                select(Table)
+                .where(Table.connection_id == connection_id)
+                .order_by(Table.schema_name, Table.table_name)
+            )
+        )
+
+
+def get_table(rt: Runtime, connection_id: str, schema_name: str, table_name: str) -> Table:
+    """The table with its refresh history (``Table.versions``) loaded."""
+    with rt.catalog.session() as session:
+        load_connection(session, connection_id)
+        return load_table(session, connection_id, schema_name, table_name, with_versions=True)
+
+
+def drop_table_cache(rt: Runtime, connection_id: str, schema_name: str, table_name: str) -> None:
+    with rt.catalog.session() as session:
+        load_connection(session, connection_id)
+        table = load_table(session, connection_id, schema_name, table_name)
+        _drop_cache(rt, session, [table.id])
+
+
+def drop_connection_cache(rt: Runtime, connection_id: str) -> None:
+    with rt.catalog.session() as session:
+        load_connection(session, connection_id)
+        ids = session.scalars(select(Table.id).where(Table.connection_id == connection_id)).all()
+        _drop_cache(rt, session, ids)
+
+
+def _drop_cache(rt: Runtime, session: Session, table_ids: Sequence[int]) -> None:
+    """Uncache the tables; their directories go after the grace period, like after a swap."""
+    if not table_ids:
+        return
+    paths = session.scalars(
+        select(TableVersion.path).where(
+            TableVersion.table_id.in_(table_ids),
+            # A refresh still writing owns its directory: it publishes or removes it itself.
+            TableVersion.status.not_in(("writing", "deleted")),
+        )
+    ).all()
+    session.execute(
+        update(Table)
+        .where(Table.id.in_(table_ids))
+        .values(current_version=None, current_path=None, row_count=None, size_bytes=None)
+    )
+    session.execute(
+        update(TableVersion)
+        .where(TableVersion.table_id.in_(table_ids), TableVersion.status == "current")
+        .values(status="superseded")
+    )
+    grace = timedelta(seconds=rt.settings.deletion_grace_seconds)
+    schedule_deletions(session, paths, delete_after=utcnow() + grace)

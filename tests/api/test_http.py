@@ -1,0 +1,143 @@
+"""HTTP hygiene: one error envelope for every failure, auth, health and the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from flask.testing import FlaskClient
+
+from app import create_app
+from config import load_settings
+
+
+def assert_error(response, status: int, code: str, message: str | None = None) -> str:
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    if message is not None:
+        assert body["error"]["message"] == message
+    return body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "status", "code", "fragment"),
+    [
+        ("{not json", "application/json", 400, "BAD_REQUEST", "not valid JSON"),
+        ("[]", "application/json", 400, "BAD_REQUEST", "must be a JSON object, got an array"),
+        ('"x"', "application/json", 400, "BAD_REQUEST", "must be a JSON object, got a string"),
+        ("null", "application/json", 400, "BAD_REQUEST", "must be a JSON object, got null"),
+        ("", "application/json", 400, "BAD_REQUEST", "request body is empty"),
+        ("{}", "text/plain", 415, "UNSUPPORTED_MEDIA_TYPE", "application/json"),
+        ("{}", None, 415, "UNSUPPORTED_MEDIA_TYPE", "application/json"),
+    ],
+)
+def test_bad_bodies_answer_the_envelope(
+    client: FlaskClient, data: str, content_type: str | None, status: int, code: str, fragment: str
+) -> None:
+    for path in ("/refresh", "/connections"):
+        response = client.post(path, data=data, content_type=content_type)
+        assert fragment in assert_error(response, status, code)
+
+
+def test_unknown_route_and_wrong_method(client: FlaskClient) -> None:
+    assert_error(client.get("/nope"), 404, "NOT_FOUND", "no such endpoint: GET /nope")
+    response = client.get("/refresh")
+    message = assert_error(response, 405, "METHOD_NOT_ALLOWED")
+    assert "POST" in message
+    assert "POST" in response.headers["Allow"]
+    assert_error(client.put("/connections"), 405, "METHOD_NOT_ALLOWED")
+
+
+def test_body_over_one_mebibyte_is_413(client: FlaskClient) -> None:
+    body = json.dumps({"name": "x" * (1024 * 1024)})
+    response = client.post("/connections", data=body, content_type="application/json")
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_crash_is_500_without_traceback_or_detail(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def explode(_rt):
+        raise RuntimeError("boom with password hunter2")
+
+    monkeypatch.setattr("refresh.refresh_request.refresh_all_schemas", explode)
+    with caplog.at_level(logging.ERROR):
+        response = client.post("/refresh", json={})
+    message = assert_error(response, 500, "INTERNAL_SERVER_ERROR")
+    assert "hunter2" not in response.get_data(as_text=True)
+    assert "Traceback" not in response.get_data(as_text=True)
+    assert "service log" in message
+    assert "boom" in caplog.text  # the operator still gets the details
+
+
+class TestToken:
+    @pytest.fixture
+    def environ(self, environ: dict[str, str]) -> dict[str, str]:
+        return {**environ, "API_TOKEN": "s3cret-token"}
+
+    def test_every_endpoint_but_health_needs_the_token(self, client: FlaskClient) -> None:
+        response = client.get("/connections")
+        assert_error(response, 401, "UNAUTHORIZED")
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        assert_error(client.post("/refresh", json={}), 401, "UNAUTHORIZED")
+        assert_error(client.get("/openapi.json"), 401, "UNAUTHORIZED")
+        assert_error(client.get("/nope"), 401, "UNAUTHORIZED")
+        wrong = {"Authorization": "Bearer nope"}
+        assert_error(client.get("/connections", headers=wrong), 401, "UNAUTHORIZED")
+        assert client.get("/health").status_code == 200
+
+    def test_right_token_passes(self, client: FlaskClient) -> None:
+        headers = {"Authorization": "Bearer s3cret-token"}
+        assert client.get("/connections", headers=headers).status_code == 200
+
+
+def test_health_reports_each_component(client: FlaskClient) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "checks": {"catalog": "ok", "storage": "ok"}}
+
+
+class TestHealthWhenDown:
+    @pytest.fixture
+    def environ(self, environ: dict[str, str], tmp_path) -> dict[str, str]:
+        blocker = tmp_path / "not-a-directory"
+        blocker.write_text("a file where the cache root should be")
+        return {**environ, "CACHE_URL": f"file://{blocker}"}
+
+    def test_storage_down_is_503(self, client: FlaskClient) -> None:
+        response = client.get("/health")
+        assert response.status_code == 503
+        assert response.get_json()["checks"] == {"catalog": "ok", "storage": "unavailable"}
+
+
+def test_health_catalog_down_is_503(environ: dict[str, str]) -> None:
+    nothing_listens = "postgresql://postgres@127.0.0.1:1/catalog?connect_timeout=2"
+    app = create_app(load_settings({**environ, "DATABASE_URL": nothing_listens}))
+    response = app.test_client().get("/health")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["catalog"] == "unavailable"
+
+
+def test_openapi_describes_every_endpoint(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    paths = spec["paths"]
+    assert set(paths["/connections"]) == {"get", "post"}
+    assert set(paths["/connections/{connection_id}"]) == {"get", "delete"}
+    assert "get" in paths["/connections/{connection_id}/tables/{schema_name}/{table_name}"]
+    refresh = paths["/refresh"]["post"]
+    request_schema = refresh["requestBody"]["content"]["application/json"]["schema"]
+    name = request_schema["$ref"].rsplit("/", 1)[1]
+    properties = spec["components"]["schemas"][name]["properties"]
+    assert set(properties) == {
+        "connection_id",
+        "schema_name",
+        "table_name",
+        "data",
+        "include_uncached",
+        "async",
+    }
+    assert "502" in refresh["responses"]
