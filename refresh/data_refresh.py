@@ -21,12 +21,17 @@ from refresh.deletions import schedule_deletions
 from refresh.errors import Conflict, NotFound, RefreshError
 from refresh.lookup import load_connection, load_table, open_source
 from refresh.parquet import WrittenFile, write_parquet
+from refresh.prefetch import read_ahead
 from refresh.runtime import Runtime
 from refresh.schema_refresh import record_discovery
 from refresh.sources import DiscoveredTable, Source, SourceError
 from refresh.storage import CacheWriteHandle, StorageError
 
 log = logging.getLogger(__name__)
+
+# Batches the source may read ahead of the Parquet writer: enough to keep both busy, few enough
+# that memory stays bounded (a batch is at most BATCH_ROWS rows).
+READ_AHEAD = 4
 
 
 @dataclass
@@ -107,8 +112,8 @@ def _write_and_publish(
     )
     try:
         described = _describe(rt, source, connection_id, table)
-        with source.read(described) as batches:
-            written = write_parquet(batches, handle.local_path, described.arrow_schema())
+        with source.read(described) as batches, read_ahead(batches, READ_AHEAD) as ahead:
+            written = write_parquet(ahead, handle.local_path, described.arrow_schema())
         url = rt.storage.finalize_cache_write(handle)
         warnings = _publish(rt, target, held, url, written)
     except BaseException as error:

@@ -88,7 +88,7 @@ def app(settings: Settings) -> Iterator[Flask]:
     # Imported here so that suites of single modules (sources, storage) load without the app.
     from app import create_app
     from refresh.api.context import EXTENSION
-    from tests.support.catalog import migrate
+    from refresh.catalog.migrations import upgrade as migrate
 
     app = create_app(settings)
     runtime = app.extensions[EXTENSION]

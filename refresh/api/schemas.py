@@ -46,7 +46,7 @@ class ConnectionCreateSchema(Schema):
     )
     source_type = fields.String(
         required=True,
-        validate=validate.OneOf(sorted(SOURCE_TYPES), error="must be one of {choices}"),
+        validate=validate.OneOf(SOURCE_TYPES, error="must be one of {choices}"),
     )
     config = fields.Dict(required=True, metadata={"description": "depends on source_type"})
     skip_discovery = StrictBoolean(load_default=False)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any
 
 from refresh.sources.base import Column, DiscoveredTable, Source, SourceError
-from refresh.sources.duckdb import DuckDBSource
-from refresh.sources.mysql import MySQLSource
-from refresh.sources.postgres import PostgresSource
-from refresh.sources.sqlalchemy_url import SQLAlchemyURLSource
-from refresh.sources.sqlite import SQLiteSource
 
 __all__ = [
     "SOURCE_TYPES",
@@ -22,18 +18,25 @@ __all__ = [
     "source_class",
 ]
 
-SOURCE_TYPES: dict[str, type[Source]] = {
-    cls.source_type: cls
-    for cls in (PostgresSource, MySQLSource, SQLiteSource, DuckDBSource, SQLAlchemyURLSource)
+# Each module is imported on first use: a worker that refreshes PostgreSQL tables does not carry
+# DuckDB's or PyMySQL's memory.
+_CLASSES: dict[str, tuple[str, str]] = {
+    "postgres": ("refresh.sources.postgres", "PostgresSource"),
+    "mysql": ("refresh.sources.mysql", "MySQLSource"),
+    "sqlite": ("refresh.sources.sqlite", "SQLiteSource"),
+    "duckdb": ("refresh.sources.duckdb", "DuckDBSource"),
+    "sqlalchemy": ("refresh.sources.sqlalchemy_url", "SQLAlchemyURLSource"),
 }
+SOURCE_TYPES: tuple[str, ...] = tuple(sorted(_CLASSES))
 
 
 def source_class(source_type: str) -> type[Source]:
     try:
-        return SOURCE_TYPES[source_type]
+        module, name = _CLASSES[source_type]
     except KeyError:
-        known = ", ".join(sorted(SOURCE_TYPES))
+        known = ", ".join(SOURCE_TYPES)
         raise ValueError(f"unknown source type {source_type!r} (known: {known})") from None
+    return getattr(importlib.import_module(module), name)
 
 
 def build_source(

@@ -106,6 +106,11 @@ _ONLY_FILTER = (
 # types (everything else is cast to text), so the built-in table is all it needs.
 _ADBC_DATABASE_OPTIONS = {"adbc.postgresql.type_resolver_mode": "builtin"}
 
+# ADBC sizes its batches in bytes (16 MiB by default). 4 MiB batches are as fast on the benchmark
+# table and take about 20 MB off the peak memory of a refresh (batches are read ahead, see
+# refresh.prefetch).
+_ADBC_STATEMENT_OPTIONS = {"adbc.postgresql.batch_size_hint_bytes": str(4 * 1024 * 1024)}
+
 # An error of the server in the middle of the COPY reaches Python as the OSError of pyarrow's
 # stream reader.
 _DRIVER_ERRORS = (psycopg.Error, adbc_driver_manager.Error, pa.ArrowException, OSError)
@@ -201,6 +206,7 @@ class PostgresSource(Source):
                     adbc.connect(self._adbc_uri(), db_kwargs=_ADBC_DATABASE_OPTIONS)
                 )
                 cursor = stack.enter_context(connection.cursor())
+                cursor.adbc_statement.set_options(**_ADBC_STATEMENT_OPTIONS)
                 cursor.execute(sql)
                 reader = cursor.fetch_record_batch()
             yield self._batches(reader, table.arrow_schema())
@@ -208,6 +214,6 @@ class PostgresSource(Source):
     def _batches(self, reader: pa.RecordBatchReader, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         with source_errors(self._secrets, _DRIVER_ERRORS):
             for batch in reader:
-                # ADBC sizes batches in bytes (16 MB); slices (zero-copy) keep BATCH_ROWS.
+                # ADBC sizes batches in bytes; slices (zero-copy) keep at most BATCH_ROWS.
                 for offset in range(0, batch.num_rows, BATCH_ROWS):
                     yield cast_batch(batch.slice(offset, BATCH_ROWS), schema)

@@ -25,7 +25,7 @@ from tests.api.test_http import assert_error
 from tests.api.test_refresh_data import refresh, register, table_info
 from tests.conftest import both_storages
 from tests.support.backends import Backend
-from tests.support.catalog import ROOT
+from tests.support.paths import ROOT
 from tests.support.services import Database, MariaDBServer, PostgresServer
 
 TABLE = {"connection_id": "src", "schema_name": "public", "table_name": "t", "data": True}

@@ -13,8 +13,9 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from refresh.catalog import Base, Catalog, Connection, Table, TableVersion
+from refresh.catalog.migrations import alembic_config
+from refresh.catalog.migrations import upgrade as migrate
 from tests.conftest import both_catalogs
-from tests.support.catalog import alembic_config, migrate
 
 pytestmark = both_catalogs
 
@@ -48,7 +49,7 @@ def test_migrations_match_models(catalog: Catalog) -> None:
 
 
 def test_migrations_downgrade_and_upgrade_again(catalog: Catalog) -> None:
-    config = alembic_config(catalog)
+    config = alembic_config()
     with catalog.engine.begin() as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, "base")

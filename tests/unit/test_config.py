@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from config import ConfigError, load_settings
-from tests.support.catalog import ROOT
+from tests.support.paths import ROOT
 
 
 def test_embedded_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

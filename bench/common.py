@@ -1,0 +1,85 @@
+"""What the benchmarks share: scratch databases, timing a child process with its peak memory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+
+
+def admin() -> psycopg.Connection:
+    return psycopg.connect(**PG, dbname="postgres", autocommit=True)
+
+
+@contextmanager
+def scratch_database(name: str, keep: bool = False) -> Iterator[str]:
+    """A PostgreSQL database for one benchmark, dropped afterwards unless ``keep``."""
+    with admin() as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not (exists and keep):
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        if not keep:
+            with admin() as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def psql(database: str, *args: str, stdout: int | None = None) -> str:
+    result = subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", PG["host"], "-U", PG["user"],
+         "-d", database, *args],
+        check=True,
+        stdout=subprocess.PIPE if stdout is None else stdout,
+        text=True,
+    )  # fmt: skip
+    return result.stdout or ""
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    peak_rss_mb: float
+    stdout: str
+
+
+def run_child(*args: str, env: dict[str, str] | None = None) -> Run:
+    """Run ``python -m bench.<args>`` and report its wall time and peak RSS (``wait4``)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    out = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed with exit code {process.returncode}")
+    return Run(seconds, usage.ru_maxrss / 1024, out)
+
+
+def timed_command(command: list[str]) -> Run:
+    """A shell command's wall time and peak RSS, its output discarded."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed")
+    return Run(time.perf_counter() - started, usage.ru_maxrss / 1024, "")

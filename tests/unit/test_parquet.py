@@ -1,0 +1,80 @@
+"""Parquet files as readers see them: row groups, dictionary choice, empty tables, read-ahead."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from refresh.parquet import ROW_GROUP_ROWS, write_parquet
+from refresh.prefetch import read_ahead
+
+SCHEMA = pa.schema([("id", pa.int64()), ("status", pa.string()), ("note", pa.string())])
+
+
+def batches(rows: int, size: int) -> Iterator[pa.RecordBatch]:
+    for start in range(0, rows, size):
+        ids = list(range(start, min(start + size, rows)))
+        yield pa.record_batch(
+            [ids, [("new", "paid")[i % 2] for i in ids], [f"note {i}" for i in ids]],
+            schema=SCHEMA,
+        )
+
+
+def test_row_groups_do_not_depend_on_the_drivers_batch_size(tmp_path: Path) -> None:
+    rows = 3 * ROW_GROUP_ROWS + 5
+    written = write_parquet(batches(rows, 1024), tmp_path / "a.parquet", SCHEMA)
+    meta = pq.ParquetFile(tmp_path / "a.parquet").metadata
+    assert written.rows == rows
+    assert written.bytes == (tmp_path / "a.parquet").stat().st_size
+    assert meta.num_row_groups == 4
+    assert {meta.row_group(i).num_rows for i in range(3)} == {ROW_GROUP_ROWS}
+    assert meta.row_group(0).column(0).compression == "ZSTD"
+    table = pq.read_table(tmp_path / "a.parquet")
+    assert table.column("id").to_pylist() == list(range(rows))
+
+
+def test_only_repeating_columns_are_dictionary_encoded(tmp_path: Path) -> None:
+    write_parquet(batches(50_000, 10_000), tmp_path / "a.parquet", SCHEMA)
+    group = pq.ParquetFile(tmp_path / "a.parquet").metadata.row_group(0)
+    encodings = {group.column(i).path_in_schema: group.column(i).encodings for i in range(3)}
+    assert "RLE_DICTIONARY" in encodings["status"]
+    assert "RLE_DICTIONARY" not in encodings["note"]
+    assert "RLE_DICTIONARY" not in encodings["id"]
+
+
+def test_an_empty_stream_gives_a_readable_empty_file(tmp_path: Path) -> None:
+    written = write_parquet(iter([]), tmp_path / "a.parquet", SCHEMA)
+    assert written.rows == 0
+    table = pq.read_table(tmp_path / "a.parquet")
+    assert table.num_rows == 0
+    assert table.schema == SCHEMA
+
+
+def test_read_ahead_keeps_order_and_raises_the_producers_error() -> None:
+    def items() -> Iterator[int]:
+        yield from range(100)
+        raise RuntimeError("source broke")
+
+    seen = []
+    with pytest.raises(RuntimeError, match="source broke"), read_ahead(items(), 4) as ahead:
+        seen.extend(ahead)
+    assert seen == list(range(100))
+
+
+def test_read_ahead_stops_the_producer_when_the_consumer_stops() -> None:
+    produced = []
+
+    def items() -> Iterator[int]:
+        for number in range(10_000):
+            produced.append(number)
+            yield number
+
+    with read_ahead(items(), 2) as ahead:
+        assert next(iter(ahead)) == 0
+    assert len(produced) <= 4  # the producer stayed at most `depth` (+1 in hand) ahead
+    assert not any(t.name == "refresh-read-ahead" for t in threading.enumerate())
