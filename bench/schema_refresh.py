@@ -35,13 +35,14 @@ COLUMN_TYPES = [
 
 
 def create_tables(database: str, tables: int, columns: int) -> None:
+    """In chunks: one transaction creating thousands of tables runs out of lock slots."""
     definition = ", ".join(f"c{i} {COLUMN_TYPES[i % len(COLUMN_TYPES)]}" for i in range(columns))
-    psql(
-        database,
-        "-c",
-        f"DO $$ BEGIN FOR i IN 1..{tables} LOOP "
-        f"EXECUTE format('CREATE TABLE t%s ({definition})', i); END LOOP; END $$",
-    )
+    chunks = [
+        f"DO $$ BEGIN FOR i IN {start}..{min(start + 499, tables)} LOOP "
+        f"EXECUTE format('CREATE TABLE t%s ({definition})', i); END LOOP; END $$"
+        for start in range(1, tables + 1, 500)
+    ]
+    psql(database, *(arg for chunk in chunks for arg in ("-c", chunk)))
 
 
 def time_service(database: str, catalog_url: str | None) -> tuple[float, float, dict]:
