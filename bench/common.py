@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from flask.testing import FlaskClient
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
@@ -83,3 +84,20 @@ def timed_command(command: list[str]) -> Run:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(command)} failed")
     return Run(time.perf_counter() - started, usage.ru_maxrss / 1024, "")
+
+
+def service_client(work: Path, catalog_url: str | None = None) -> FlaskClient:
+    """The API with the embedded defaults under ``work`` (or the given catalog), migrated."""
+    from app import create_app
+    from config import load_settings
+    from refresh.api.context import EXTENSION
+    from refresh.catalog.migrations import upgrade
+
+    environ = {
+        "DATABASE_URL": catalog_url or f"sqlite:///{work}/catalog.db",
+        "CACHE_URL": f"file://{work}/cache",
+        "SECRET_KEY": "bench",
+    }
+    app = create_app(load_settings(environ))
+    upgrade(app.extensions[EXTENSION].catalog)
+    return app.test_client()

@@ -22,7 +22,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import PG, ROOT, Run, psql, run_child, scratch_database, timed_command
+from bench.common import (
+    PG,
+    ROOT,
+    Run,
+    psql,
+    run_child,
+    scratch_database,
+    service_client,
+    timed_command,
+)
 
 CHECKSUMS_PG = """
 SELECT count(*), sum(amount), count(*) - count(note), count(*) FILTER (WHERE note = ''),
@@ -109,21 +118,9 @@ def check(database: str, parquet: str) -> None:
 
 def child_service(database: str) -> None:
     """The service's own code path, in a process of its own, embedded defaults in a temp dir."""
-    from app import create_app
-    from config import load_settings
-    from refresh.api.context import EXTENSION
-    from refresh.catalog.migrations import upgrade as migrate
     from refresh.storage.filesystem import file_url_path
 
-    work = Path(tempfile.mkdtemp(prefix="bench-refresh-"))
-    environ = {
-        "DATABASE_URL": f"sqlite:///{work}/catalog.db",
-        "CACHE_URL": f"file://{work}/cache",
-        "SECRET_KEY": "bench",
-    }
-    app = create_app(load_settings(environ))
-    migrate(app.extensions[EXTENSION].catalog)
-    client = app.test_client()
+    client = service_client(Path(tempfile.mkdtemp(prefix="bench-refresh-")))
     config = {**PG, "database": database}
     response = client.post(
         "/connections", json={"name": "bench", "source_type": "postgres", "config": config}

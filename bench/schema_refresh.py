@@ -15,10 +15,11 @@ import argparse
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from sqlalchemy import create_engine, inspect
 
-from bench.common import PG, psql, scratch_database
+from bench.common import PG, psql, scratch_database, service_client
 
 COLUMN_TYPES = [
     "int",
@@ -46,20 +47,8 @@ def create_tables(database: str, tables: int, columns: int) -> None:
 
 
 def time_service(database: str, catalog_url: str | None) -> tuple[float, float, dict]:
-    from app import create_app
-    from config import load_settings
-    from refresh.api.context import EXTENSION
-    from refresh.catalog.migrations import upgrade
-
     with tempfile.TemporaryDirectory(prefix="bench-schema-") as work:
-        environ = {
-            "DATABASE_URL": catalog_url or f"sqlite:///{work}/catalog.db",
-            "CACHE_URL": f"file://{work}/cache",
-            "SECRET_KEY": "bench",
-        }
-        app = create_app(load_settings(environ))
-        upgrade(app.extensions[EXTENSION].catalog)
-        client = app.test_client()
+        client = service_client(Path(work), catalog_url)
         config = {**PG, "database": database}
         body = {"name": "many", "source_type": "postgres", "config": config, "skip_discovery": True}
         assert client.post("/connections", json=body).status_code == 201

@@ -1,4 +1,4 @@
-"""Registered connections: create, read, delete, and open one as a source."""
+"""Registered connections: create, list, show and delete them."""
 
 from __future__ import annotations
 

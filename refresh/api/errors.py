@@ -7,6 +7,7 @@ crashes all end here, so clients need exactly one error path.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -85,7 +86,7 @@ def register_error_handlers(app: Flask) -> None:
         return error_response(500, "internal server error; the service log has the details")
 
 
-def _domain_handler(status: int):
+def _domain_handler(status: int) -> Callable[[Exception], Response]:
     def handler(error: Exception) -> Response:
         return error_response(status, str(error))
 
