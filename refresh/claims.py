@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from refresh.catalog import TableVersion, utcnow
 from refresh.deletions import schedule_deletions
+from refresh.errors import Conflict
 from refresh.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -46,26 +47,27 @@ class Busy(Exception):
 
 def claim(rt: Runtime, table_id: int, version: str, path: str, job_id: str | None) -> Claim:
     """Insert the table's ``writing`` row, or raise ``Busy`` naming the refresh that has it."""
-    now = utcnow()
-    try:
-        with rt.catalog.session() as session:
-            row = TableVersion(
-                table_id=table_id,
-                version=version,
-                path=path,
-                status="writing",
-                started_at=now,
-                heartbeat_at=now,
-                job_id=job_id,
-            )
-            session.add(row)
-            session.flush()
-            return Claim(row.id, version, path)
-    except IntegrityError:
-        holder = _writer(rt, table_id)
-        if holder is None:  # it finished between our insert and this look-up
-            return claim(rt, table_id, version, path, job_id)
-        raise Busy(holder) from None
+    for _ in range(2):  # the holder may finish between our insert and the look-up: try again
+        now = utcnow()
+        try:
+            with rt.catalog.session() as session:
+                row = TableVersion(
+                    table_id=table_id,
+                    version=version,
+                    path=path,
+                    status="writing",
+                    started_at=now,
+                    heartbeat_at=now,
+                    job_id=job_id,
+                )
+                session.add(row)
+                session.flush()
+                return Claim(row.id, version, path)
+        except IntegrityError:
+            holder = _writer(rt, table_id)
+            if holder is not None:
+                raise Busy(holder) from None
+    raise Conflict("the table was removed from the catalog (its connection deleted?) meanwhile")
 
 
 def wait_for(rt: Runtime, version_id: int, timeout: float) -> TableVersion | None:

@@ -187,7 +187,14 @@ class MySQLSource(Source):
         packet, which the cursor's close consumes (and raises). A statement that already ended
         is not affected, and its connection is discarded right after either way.
         """
-        if cursor is None or cursor.connection is None:  # already closed by a driver error
+        if cursor is None or cursor.connection is None:
+            return
+        if not cursor.connection.open:
+            # The driver dropped the socket after an error (a killed connection): nothing to
+            # stop, and the unfinished result must not try to drain that socket when collected.
+            if cursor._result is not None:
+                cursor._result.unbuffered_active = False
+            cursor.connection = None
             return
         with closing(self.connect()) as killer, killer.cursor() as statement:
             statement.execute("KILL QUERY %s", (cursor.connection.thread_id(),))
