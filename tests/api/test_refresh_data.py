@@ -116,6 +116,7 @@ def test_postgres_table_is_copied_exactly(
     assert all(value is None for key, value in rows[2].items() if key != "id")
 
 
+@both_storages
 def test_mariadb_table_is_copied_exactly(
     client: FlaskClient, cache: Backend, mariadb: MariaDBServer, mysql_source: Database
 ) -> None:
@@ -146,6 +147,7 @@ def test_mariadb_table_is_copied_exactly(
     assert all(value is None for key, value in rows[1].items() if key != "id")
 
 
+@both_storages
 def test_sqlite_and_duckdb_tables_are_copied(
     client: FlaskClient, cache: Backend, tmp_path: Path
 ) -> None:
