@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql.base import PGDialect
 
 from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source
 from refresh.sources.config import FileConfigSchema
-from refresh.sources.convert import cast_batch
+from refresh.sources.convert import cast_batch, read_as_text
 from refresh.sources.errors import source_errors
 from refresh.sources.typemap import decimal_type
 
@@ -84,7 +84,7 @@ def arrow_type(data_type: str) -> pa.DataType:
 
 def _select_item(column: Column) -> str:
     name = _quote(column.name)
-    if pa.types.is_string(column.arrow_type) or pa.types.is_decimal(column.arrow_type):
+    if read_as_text(column):
         return f"CAST({name} AS VARCHAR)"
     return name
 
