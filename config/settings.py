@@ -81,7 +81,7 @@ def _database_url(url: str) -> str:
     for prefix in ("postgres", "postgresql"):
         if scheme == prefix:
             return "postgresql+psycopg" + url[len(prefix) :]
-    if scheme in ("sqlite", "postgresql+psycopg", "mysql+pymysql"):
+    if scheme in ("sqlite", "postgresql+psycopg"):
         return url
     raise ConfigError(
         "DATABASE_URL must start with sqlite://, postgres:// or postgresql://, "

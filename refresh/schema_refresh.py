@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -86,15 +86,21 @@ def record_discovery(
     Two refreshes racing to add the same new table collide on the unique key; the loser simply
     runs again and finds the table already there.
     """
-    for attempt in (1, 2):
-        try:
-            with rt.catalog.session() as session:
-                load_connection(session, connection_id)
-                return _apply(session, connection_id, discovered, scope, utcnow())
-        except IntegrityError:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    try:
+        return _record(rt, connection_id, discovered, scope)
+    except IntegrityError:
+        return _record(rt, connection_id, discovered, scope)
+
+
+def _record(
+    rt: Runtime,
+    connection_id: str,
+    discovered: Sequence[DiscoveredTable],
+    scope: Collection[tuple[str, str]] | None,
+) -> CatalogChanges:
+    with rt.catalog.session() as session:
+        load_connection(session, connection_id)
+        return _apply(session, connection_id, discovered, scope, utcnow())
 
 
 def _apply(
@@ -104,11 +110,13 @@ def _apply(
     scope: Collection[tuple[str, str]] | None,
     now: datetime,
 ) -> CatalogChanges:
-    rows = session.execute(
-        select(
-            Table.id, Table.schema_name, Table.table_name, Table.schema_hash, Table.removed_at
-        ).where(Table.connection_id == connection_id)
-    )
+    query = select(
+        Table.id, Table.schema_name, Table.table_name, Table.schema_hash, Table.removed_at
+    ).where(Table.connection_id == connection_id)
+    if scope is not None:
+        # A single-table refresh must not read every table of a connection with thousands.
+        query = query.where(tuple_(Table.schema_name, Table.table_name).in_(list(scope)))
+    rows = session.execute(query)
     existing = {(row.schema_name, row.table_name): row for row in rows}
     added: list[dict[str, object]] = []
     changed: list[dict[str, object]] = []
@@ -142,10 +150,9 @@ def _apply(
             changed.append({"id": row.id, **values})
 
     present = {t.key for t in discovered}
-    in_scope = existing.keys() if scope is None else existing.keys() & set(scope)
     gone = [
         {"id": existing[key].id, "removed_at": now}
-        for key in in_scope - present
+        for key in existing.keys() - present
         if existing[key].removed_at is None
     ]
     if added:
