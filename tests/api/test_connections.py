@@ -10,8 +10,8 @@ import duckdb
 import pytest
 from flask.testing import FlaskClient
 
-from tests.api.test_http import assert_error
 from tests.conftest import both_catalogs
+from tests.support.api import assert_error, post_connection
 from tests.support.services import Database, MariaDBServer, PostgresServer
 
 THREE_TABLES = [
@@ -21,11 +21,6 @@ THREE_TABLES = [
 ]
 
 
-def register(client: FlaskClient, name: str, source_type: str, config: dict, **extra):
-    body = {"name": name, "source_type": source_type, "config": config, **extra}
-    return client.post("/connections", json=body)
-
-
 @both_catalogs
 def test_register_postgres_discovers_its_tables(
     client: FlaskClient, postgres: PostgresServer, pg_source: Database
@@ -33,7 +28,7 @@ def test_register_postgres_discovers_its_tables(
     with postgres.connect(pg_source) as conn:
         for statement in THREE_TABLES:
             conn.execute(statement)
-    response = register(client, "my_postgres", "postgres", pg_source.config(password="pw"))
+    response = post_connection(client, "my_postgres", "postgres", pg_source.config(password="pw"))
     assert response.status_code == 201, response.get_json()
     assert response.get_json() == {
         "id": "my_postgres",
@@ -70,7 +65,7 @@ def test_register_mariadb(
     with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
         for statement in THREE_TABLES:
             cur.execute(statement.replace(" text", " varchar(100)"))
-    response = register(client, "maria", "mysql", mysql_source.config(password=""))
+    response = post_connection(client, "maria", "mysql", mysql_source.config(password=""))
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["tables_discovered"] == 3
 
@@ -86,14 +81,14 @@ def test_register_sqlite_and_duckdb_files(client: FlaskClient, tmp_path: Path) -
             conn.execute(statement)
 
     for name, source_type, path in (("lite", "sqlite", sqlite_path), ("duck", "duckdb", duck_path)):
-        response = register(client, name, source_type, {"path": str(path)})
+        response = post_connection(client, name, source_type, {"path": str(path)})
         assert response.status_code == 201, response.get_json()
         assert response.get_json()["tables_discovered"] == 3
 
 
 def test_skip_discovery_registers_without_touching_the_source(client: FlaskClient) -> None:
     config = {"host": "127.0.0.1", "port": 1, "user": "u", "database": "d", "password": "pw"}
-    response = register(client, "later", "postgres", config, skip_discovery=True)
+    response = post_connection(client, "later", "postgres", config, skip_discovery=True)
     assert response.status_code == 201
     assert response.get_json()["discovery_status"] == "skipped"
     assert response.get_json()["tables_discovered"] == 0
@@ -101,7 +96,7 @@ def test_skip_discovery_registers_without_touching_the_source(client: FlaskClien
 
 def test_failed_discovery_still_registers_the_connection(client: FlaskClient) -> None:
     config = {"host": "127.0.0.1", "port": 1, "user": "u", "database": "d", "password": "pw"}
-    response = register(client, "broken", "postgres", config)
+    response = post_connection(client, "broken", "postgres", config)
     assert response.status_code == 201
     body = response.get_json()
     assert body["discovery_status"] == "failed"
@@ -111,8 +106,8 @@ def test_failed_discovery_still_registers_the_connection(client: FlaskClient) ->
 
 def test_duplicate_name_is_409(client: FlaskClient, tmp_path: Path) -> None:
     config = {"path": str(tmp_path / "x.db")}
-    assert register(client, "dup", "sqlite", config, skip_discovery=True).status_code == 201
-    response = register(client, "dup", "sqlite", config, skip_discovery=True)
+    assert post_connection(client, "dup", "sqlite", config, skip_discovery=True).status_code == 201
+    response = post_connection(client, "dup", "sqlite", config, skip_discovery=True)
     assert_error(response, 409, "CONFLICT", "Connection 'dup' already exists")
 
 
@@ -176,10 +171,10 @@ def test_delete_connection_removes_it_and_its_tables(
 ) -> None:
     with postgres.connect(pg_source) as conn:
         conn.execute(THREE_TABLES[0])
-    assert register(client, "gone", "postgres", pg_source.config()).status_code == 201
+    assert post_connection(client, "gone", "postgres", pg_source.config()).status_code == 201
     assert client.delete("/connections/gone").status_code == 204
     assert_error(client.get("/connections/gone"), 404, "NOT_FOUND")
-    assert register(client, "gone", "postgres", pg_source.config()).status_code == 201
+    assert post_connection(client, "gone", "postgres", pg_source.config()).status_code == 201
 
 
 def test_password_never_leaves_the_service(
@@ -197,10 +192,10 @@ def test_password_never_leaves_the_service(
         cur.execute("CREATE TABLE t (id int)")
     try:
         with caplog.at_level(logging.DEBUG):
-            good = register(
+            good = post_connection(
                 client, "ok", "mysql", {**mysql_source.config(password=password), "user": user}
             )
-            wrong = register(
+            wrong = post_connection(
                 client,
                 "bad",
                 "mysql",

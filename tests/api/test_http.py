@@ -10,16 +10,7 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from config import load_settings
-
-
-def assert_error(response, status: int, code: str, message: str | None = None) -> str:
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"}
-    assert body["error"]["code"] == code
-    if message is not None:
-        assert body["error"]["message"] == message
-    return body["error"]["message"]
+from tests.support.api import assert_error
 
 
 @pytest.mark.parametrize(

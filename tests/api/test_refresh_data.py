@@ -14,33 +14,13 @@ from sqlalchemy import select
 
 from refresh.catalog import PendingDeletion, Table
 from refresh.runtime import Runtime
-from tests.api.test_http import assert_error
 from tests.conftest import both_catalogs, both_storages
+from tests.support.api import assert_error, refresh, register, table_info
 from tests.support.backends import Backend
 from tests.support.services import Database, MariaDBServer, PostgresServer
 
 UTC = dt.UTC
 TEXTS = ["plain", "quote \" and 'single'", "comma, and\nnewline", "Café 中文 ✓", ""]
-
-
-def register(client: FlaskClient, name: str, source_type: str, config: dict) -> None:
-    body = {"name": name, "source_type": source_type, "config": config}
-    response = client.post("/connections", json=body)
-    assert response.status_code == 201, response.get_json()
-    assert response.get_json()["discovery_status"] == "success", response.get_json()
-
-
-def refresh(client: FlaskClient, connection: str, schema: str, table: str) -> dict:
-    body = {"connection_id": connection, "schema_name": schema, "table_name": table, "data": True}
-    response = client.post("/refresh", json=body)
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
-
-
-def table_info(client: FlaskClient, connection: str, schema: str, table: str) -> dict:
-    response = client.get(f"/connections/{connection}/tables/{schema}/{table}")
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
 
 
 def fill_postgres(postgres: PostgresServer, db: Database) -> None:

@@ -10,15 +10,9 @@ from collections.abc import Iterator
 import pytest
 from flask.testing import FlaskClient
 
-from tests.api.test_http import assert_error
 from tests.conftest import both_catalogs
+from tests.support.api import assert_error, post_connection, register
 from tests.support.services import Database, MariaDBServer, PostgresServer
-
-
-def register(client: FlaskClient, name: str, source_type: str, config: dict) -> None:
-    body = {"name": name, "source_type": source_type, "config": config}
-    response = client.post("/connections", json=body)
-    assert response.status_code == 201, response.get_json()
 
 
 def tables(client: FlaskClient, connection_id: str) -> dict[str, dict]:
@@ -41,15 +35,7 @@ def test_all_connections_report_the_broken_one_and_refresh_the_rest(
     register(client, "pg", "postgres", pg_source.config())
     register(client, "maria", "mysql", mysql_source.config(password=""))
     broken = {"host": "127.0.0.1", "port": 1, "user": "u", "database": "d", "password": "pw"}
-    client.post(
-        "/connections",
-        json={
-            "name": "broken",
-            "source_type": "postgres",
-            "config": broken,
-            "skip_discovery": True,
-        },
-    )
+    post_connection(client, "broken", "postgres", broken, skip_discovery=True)
     with postgres.connect(pg_source) as conn:
         conn.execute("CREATE TABLE d (id int)")
 
@@ -148,10 +134,7 @@ def test_schema_refresh_of_mariadb_sees_changes(
 
 def test_unreachable_source_is_502_with_the_drivers_message(client: FlaskClient) -> None:
     config = {"host": "127.0.0.1", "port": 1, "user": "u", "database": "d", "password": "pw-9x"}
-    client.post(
-        "/connections",
-        json={"name": "down", "source_type": "postgres", "config": config, "skip_discovery": True},
-    )
+    post_connection(client, "down", "postgres", config, skip_discovery=True)
     message = assert_error(
         client.post("/refresh", json={"connection_id": "down"}), 502, "SOURCE_UNAVAILABLE"
     )
@@ -163,10 +146,7 @@ def test_refused_login_is_502(
     client: FlaskClient, mariadb: MariaDBServer, mysql_source: Database
 ) -> None:
     config = mysql_source.config(password="wrong-password-1")
-    client.post(
-        "/connections",
-        json={"name": "nologin", "source_type": "mysql", "config": config, "skip_discovery": True},
-    )
+    post_connection(client, "nologin", "mysql", config, skip_discovery=True)
     message = assert_error(
         client.post("/refresh", json={"connection_id": "nologin"}), 502, "SOURCE_UNAVAILABLE"
     )
@@ -209,15 +189,7 @@ class TestConnectTimeout:
         self, client: FlaskClient, silent_server: int, source_type: str
     ) -> None:
         config = {"host": "127.0.0.1", "port": silent_server, "user": "u", "database": "d"}
-        client.post(
-            "/connections",
-            json={
-                "name": "mute",
-                "source_type": source_type,
-                "config": config,
-                "skip_discovery": True,
-            },
-        )
+        post_connection(client, "mute", source_type, config, skip_discovery=True)
         started = time.monotonic()
         response = client.post("/refresh", json={"connection_id": "mute"})
         assert_error(response, 502, "SOURCE_UNAVAILABLE")

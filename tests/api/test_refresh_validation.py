@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from tests.api.test_http import assert_error
+from tests.support.api import assert_error, post_connection
 
 
 @pytest.fixture
 def known(client: FlaskClient, tmp_path: Path) -> str:
     """A registered connection, so the rules after the 404 check can be reached."""
     config = {"path": str(tmp_path / "src.sqlite")}
-    body = {"name": "known", "source_type": "sqlite", "config": config, "skip_discovery": True}
-    assert client.post("/connections", json=body).status_code == 201
+    response = post_connection(client, "known", "sqlite", config, skip_discovery=True)
+    assert response.status_code == 201
     return "known"
 
 
