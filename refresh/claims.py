@@ -32,6 +32,7 @@ WAIT_POLL_SECONDS = 0.25
 
 @dataclass(frozen=True)
 class Claim:
+    table_id: int
     version_id: int
     version: str
     path: str
@@ -62,7 +63,7 @@ def claim(rt: Runtime, table_id: int, version: str, path: str, job_id: str | Non
                 )
                 session.add(row)
                 session.flush()
-                return Claim(row.id, version, path)
+                return Claim(table_id, row.id, version, path)
         except IntegrityError:
             holder = _writer(rt, table_id)
             if holder is not None:

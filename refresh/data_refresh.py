@@ -44,15 +44,6 @@ class TableRefreshResult:
     warnings: list[dict[str, str]] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Target:
-    table_id: int
-    schema_name: str
-    table_name: str
-    current_version: str | None
-    current_path: str | None
-
-
 def refresh_table(
     rt: Runtime,
     connection_id: str,
@@ -76,7 +67,6 @@ def refresh_table(
                 "it was removed at the source"
             )
         source = open_source(rt, connection)
-        table_id = table.id
 
     def result(rows: int, warnings: list[dict[str, str]]) -> TableRefreshResult:
         duration_ms = int((time.monotonic() - started) * 1000)
@@ -87,7 +77,7 @@ def refresh_table(
     while True:
         handle = rt.storage.prepare_cache_write(connection_id, schema_name, table_name)
         try:
-            held = claim(rt, table_id, handle.version, handle.url, job_id)
+            held = claim(rt, table.id, handle.version, handle.url, job_id)
         except Busy as busy:
             _discard(rt, handle)
             other = wait_for(rt, busy.version_id, rt.settings.refresh_job_timeout_seconds)
@@ -95,7 +85,7 @@ def refresh_table(
                 return result(other.rows or 0, [])
             continue
         with Heartbeat(rt, held.version_id):
-            written, warnings = _write_and_publish(rt, source, connection_id, table, held, handle)
+            written, warnings = _write_and_publish(rt, source, connection_id, held, handle)
         return result(written.rows, warnings)
 
 
@@ -103,19 +93,21 @@ def _write_and_publish(
     rt: Runtime,
     source: Source,
     connection_id: str,
-    table: Table,
     held: Claim,
     handle: CacheWriteHandle,
 ) -> tuple[WrittenFile, list[dict[str, str]]]:
-    target = _Target(
-        table.id, table.schema_name, table.table_name, table.current_version, table.current_path
-    )
     try:
+        # Read under the claim: no other refresh can publish until it is released, so this is
+        # the version the compare-and-set must find when publishing.
+        with rt.catalog.session() as session:
+            table = session.get(Table, held.table_id)
+        if table is None:
+            raise Conflict("the table was removed from the catalog (its connection deleted?)")
         described = _describe(rt, source, connection_id, table)
         with source.read(described) as batches, read_ahead(batches, READ_AHEAD) as ahead:
             written = write_parquet(ahead, handle.local_path, described.arrow_schema())
         url = rt.storage.finalize_cache_write(handle)
-        warnings = _publish(rt, target, held, url, written)
+        warnings = _publish(rt, table, held, url, written)
     except BaseException as error:
         _fail(rt, held, handle, error)
         raise
@@ -140,15 +132,15 @@ def _describe(rt: Runtime, source: Source, connection_id: str, table: Table) -> 
 
 
 def _publish(
-    rt: Runtime, target: _Target, held: Claim, url: str, written: WrittenFile
+    rt: Runtime, target: Table, held: Claim, url: str, written: WrittenFile
 ) -> list[dict[str, str]]:
-    """Swap the pointer (compare-and-set from the version the refresh started from)."""
+    """Swap the pointer: compare-and-set from ``target``, the table as read under the claim."""
     warnings: list[dict[str, str]] = []
     now = utcnow()
     with rt.catalog.session() as session:
         swapped = session.execute(
             update(Table)
-            .where(Table.id == target.table_id, Table.current_version == target.current_version)
+            .where(Table.id == target.id, Table.current_version == target.current_version)
             .values(
                 current_version=held.version,
                 current_path=url,
@@ -164,7 +156,7 @@ def _publish(
             )
         session.execute(
             update(TableVersion)
-            .where(TableVersion.table_id == target.table_id, TableVersion.status == "current")
+            .where(TableVersion.table_id == target.id, TableVersion.status == "current")
             .values(status="superseded")
         )
         session.execute(
