@@ -272,3 +272,20 @@ def test_a_claim_left_by_a_dead_process_is_taken_over(
     assert statuses[1][1] == "current"
     with rt.catalog.session() as session:
         assert session.scalars(select(PendingDeletion.path)).all() == [handle.url]
+
+
+def test_a_refresh_that_finishes_just_before_ours_claims_does_not_make_ours_fail(
+    client: FlaskClient, rt: Runtime, cached: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claim = data_refresh.claim
+    calls = []
+
+    def another_refresh_first(*args: object, **kwargs: object) -> object:
+        if not calls:
+            calls.append("other")
+            data_refresh.refresh_table(rt, "src", "public", "t")  # publishes in between
+        return claim(*args, **kwargs)
+
+    monkeypatch.setattr(data_refresh, "claim", another_refresh_first)
+    assert refresh(client, "src", "public", "t")["rows_synced"] == 300000
+    assert [v.status for v in versions(rt)] == ["superseded", "superseded", "current"]
