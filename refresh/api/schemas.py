@@ -112,9 +112,7 @@ class TableSchema(Schema):
     current_version = fields.String(allow_none=True)
     removed = fields.Function(lambda t: t.removed_at is not None, dump_only=True)
     schema_changed_at = fields.DateTime(allow_none=True)
-    columns = fields.Function(
-        lambda t: ColumnSchema(many=True).dump(t.arrow_schema["columns"]), dump_only=True
-    )
+    columns = fields.List(fields.Nested(ColumnSchema), attribute="arrow_schema.columns")
 
 
 class TableListSchema(Schema):
