@@ -60,16 +60,10 @@ def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return server.url(server.create_database(f"cat{next(_counter)}"))
 
 
-both_catalogs = pytest.mark.parametrize("catalog_url", ["sqlite", "postgres"], indirect=True)
-
-
 @pytest.fixture
 def cache(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     """The service's cache storage: a directory by default; parametrize with "s3" for S3."""
     return make_backend(getattr(request, "param", "filesystem"), tmp_path, request)
-
-
-both_storages = pytest.mark.parametrize("cache", ["filesystem", "s3"], indirect=True)
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import duckdb
 import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import both_catalogs
 from tests.support.api import assert_error, post_connection
+from tests.support.markers import both_catalogs
 from tests.support.services import Database, MariaDBServer, PostgresServer
 
 THREE_TABLES = [

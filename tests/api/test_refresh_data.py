@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from refresh.catalog import PendingDeletion, Table
 from refresh.runtime import Runtime
-from tests.conftest import both_catalogs, both_storages
 from tests.support.api import assert_error, refresh, register, table_info
 from tests.support.backends import Backend
+from tests.support.markers import both_catalogs, both_storages
 from tests.support.services import Database, MariaDBServer, PostgresServer
 
 UTC = dt.UTC

@@ -21,9 +21,9 @@ from sqlalchemy import select, text
 from refresh import data_refresh
 from refresh.catalog import PendingDeletion, TableVersion, utcnow
 from refresh.runtime import Runtime
-from tests.conftest import both_storages
 from tests.support.api import assert_error, refresh, register, table_info
 from tests.support.backends import Backend
+from tests.support.markers import both_storages
 from tests.support.paths import ROOT
 from tests.support.services import Database, MariaDBServer, PostgresServer
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from refresh.catalog import Base, Catalog, Connection, Table, TableVersion
 from refresh.catalog.migrations import alembic_config
 from refresh.catalog.migrations import upgrade as migrate
-from tests.conftest import both_catalogs
+from tests.support.markers import both_catalogs
 
 pytestmark = both_catalogs
 

@@ -15,8 +15,8 @@ import pytest
 
 from refresh.sources import build_source
 from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source, SourceError
-from tests.sources.conftest import WEIRD_NAMES, by_key, read_batches, read_rows, types_of
 from tests.support.services import Database, MariaDBServer
+from tests.support.sources import WEIRD_NAMES, by_key, read_batches, read_rows, types_of
 
 TEXT = "line1\nline2, \"double\" 'single' `tick` café 日本"
 

@@ -14,8 +14,8 @@ from psycopg import sql
 
 from refresh.sources import build_source
 from refresh.sources.base import Column, DiscoveredTable, Source, SourceError
-from tests.sources.conftest import WEIRD_NAMES, by_key, read_batches, read_rows, types_of
 from tests.support.services import Database, PostgresServer
+from tests.support.sources import WEIRD_NAMES, by_key, read_batches, read_rows, types_of
 
 TEXT = "line1\nline2, \"double\" 'single' café 日本"
 

@@ -16,8 +16,8 @@ from sqlalchemy.engine import make_url
 
 from refresh.sources import build_source, source_class
 from refresh.sources.base import Column, DiscoveredTable, Source, SourceError
-from tests.sources.conftest import WEIRD_NAMES, by_key, read_batches, read_rows, types_of
 from tests.support.services import Database, MariaDBServer, PostgresServer
+from tests.support.sources import WEIRD_NAMES, by_key, read_batches, read_rows, types_of
 
 SOURCE = source_class("sqlalchemy")
 
