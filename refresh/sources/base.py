@@ -122,3 +122,14 @@ class Source(ABC):
         The rows come from one consistent snapshot; memory stays bounded by the batch size. A
         value that does not fit its column's Arrow type raises ``SourceError`` naming the column.
         """
+
+    def interrupt(self) -> None:  # noqa: B027 (deliberately a no-op by default)
+        """Stop the ``read`` in progress; called from another thread, any number of times.
+
+        The data refresh calls it when the source has sent nothing for
+        ``SOURCE_STALL_TIMEOUT_SECONDS`` (a frozen host, a lock wait): the blocked read should then
+        end or raise promptly, and the query should stop on the server. It must never block for
+        long itself (the host may be frozen: bound any connection it opens by the connect
+        timeout). Best effort: a read that does not end is abandoned by the refresh, which fails
+        either way. The default does nothing, for drivers that offer no way to cancel.
+        """
