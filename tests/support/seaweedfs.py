@@ -29,7 +29,10 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-HOST, S3_PORT = "127.0.0.1", 8333
+HOST = "127.0.0.1"
+# Another port lets two test runs (two checkouts) share the machine; the other ports of weed mini
+# move aside by themselves when taken.
+S3_PORT = int(os.environ.get("REFRESH_TEST_S3_PORT", "8333"))
 REGION = "us-east-1"
 STARTUP_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 10
@@ -117,7 +120,8 @@ class SeaweedFS:
             # whatever holds 8333.
             _fail(
                 f"port {S3_PORT} on {HOST} is already in use; the tests start their own SeaweedFS "
-                f"there, so stop the process listening on it (see: ss -ltnp 'sport = :{S3_PORT}')"
+                f"there, so stop the process listening on it (see: ss -ltnp 'sport = :{S3_PORT}'), "
+                "or choose another port with REFRESH_TEST_S3_PORT"
             )
         data_dir = self._base / "data"
         data_dir.mkdir()
