@@ -35,6 +35,7 @@ class Settings:
     source_connect_timeout_seconds: int
     refresh_job_timeout_seconds: int
     orphan_min_age_seconds: int
+    job_result_ttl_seconds: int
 
     @property
     def embedded(self) -> bool:
@@ -59,6 +60,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         source_connect_timeout_seconds=_int(env, "SOURCE_CONNECT_TIMEOUT_SECONDS", 10, minimum=1),
         refresh_job_timeout_seconds=_int(env, "REFRESH_JOB_TIMEOUT_SECONDS", 3600, minimum=1),
         orphan_min_age_seconds=_int(env, "ORPHAN_MIN_AGE_SECONDS", 7200, minimum=0),
+        job_result_ttl_seconds=_int(env, "JOB_RESULT_TTL_SECONDS", 86400, minimum=1),
     )
 
 

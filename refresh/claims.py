@@ -18,9 +18,9 @@ from types import TracebackType
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from refresh.catalog import TableVersion, utcnow
+from refresh.catalog import TableVersion, VersionStatus, utcnow
 from refresh.deletions import schedule_deletions
-from refresh.errors import Conflict
+from refresh.errors import Conflict, RefreshInProgress
 from refresh.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def claim(rt: Runtime, table_id: int, version: str, path: str, job_id: str | Non
                     table_id=table_id,
                     version=version,
                     path=path,
-                    status="writing",
+                    status=VersionStatus.WRITING,
                     started_at=now,
                     heartbeat_at=now,
                     job_id=job_id,
@@ -71,19 +71,23 @@ def claim(rt: Runtime, table_id: int, version: str, path: str, job_id: str | Non
     raise Conflict("the table was removed from the catalog (its connection deleted?) meanwhile")
 
 
-def wait_for(rt: Runtime, version_id: int, timeout: float) -> TableVersion | None:
-    """Poll until the refresh holding ``version_id`` ends; take over its claim if it went silent."""
+def wait_for(rt: Runtime, version_id: int, timeout: float, table: str) -> TableVersion | None:
+    """Poll until the refresh holding ``version_id`` ends; take over its claim if it went silent.
+
+    Raises ``RefreshInProgress`` naming that refresh (``table`` is its name for the message) when
+    it is still running after ``timeout`` seconds.
+    """
     deadline = time.monotonic() + timeout
     while True:
         with rt.catalog.session() as session:
             row = session.get(TableVersion, version_id)
-        if row is None or row.status != "writing":
+        if row is None or row.status != VersionStatus.WRITING:
             return row
         if _stale(row.heartbeat_at):
             _take_over(rt, row)
             continue
         if time.monotonic() > deadline:
-            raise TimeoutError(f"a refresh of this table is still running after {timeout:.0f} s")
+            raise RefreshInProgress(_still_running(row, table, timeout))
         time.sleep(WAIT_POLL_SECONDS)
 
 
@@ -128,9 +132,18 @@ def _writer(rt: Runtime, table_id: int) -> int | None:
     with rt.catalog.session() as session:
         return session.scalar(
             select(TableVersion.id).where(
-                TableVersion.table_id == table_id, TableVersion.status == "writing"
+                TableVersion.table_id == table_id, TableVersion.status == VersionStatus.WRITING
             )
         )
+
+
+def _still_running(row: TableVersion, table: str, waited: float) -> str:
+    by = f"job {row.job_id}" if row.job_id else "a request"
+    return (
+        f"{table} is being refreshed by {by} (version {row.version}, started "
+        f"{row.started_at:%Y-%m-%d %H:%M:%S} UTC), still running after {waited:.0f} s of waiting; "
+        "its outcome will be in the table's history: try again later"
+    )
 
 
 def _stale(heartbeat_at: datetime | None) -> bool:
@@ -145,11 +158,11 @@ def _take_over(rt: Runtime, row: TableVersion) -> None:
             update(TableVersion)
             .where(
                 TableVersion.id == row.id,
-                TableVersion.status == "writing",
+                TableVersion.status == VersionStatus.WRITING,
                 TableVersion.heartbeat_at == row.heartbeat_at,
             )
             .values(
-                status="failed",
+                status=VersionStatus.FAILED,
                 finished_at=now,
                 error="abandoned: the refreshing process stopped before finishing",
             )

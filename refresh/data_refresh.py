@@ -15,16 +15,16 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
-from refresh.catalog import Table, TableVersion, utcnow
+from refresh.catalog import Table, TableVersion, VersionStatus, utcnow
 from refresh.claims import Busy, Claim, Heartbeat, claim, wait_for
 from refresh.deletions import schedule_deletions
-from refresh.errors import Conflict, NotFound, RefreshError
+from refresh.errors import Conflict, NotFound, public_message
 from refresh.lookup import load_connection, load_table, open_source
 from refresh.parquet import WrittenFile, write_parquet
 from refresh.prefetch import read_ahead
 from refresh.runtime import Runtime
 from refresh.schema_refresh import record_discovery
-from refresh.sources import DiscoveredTable, Source, SourceError
+from refresh.sources import DiscoveredTable, Source
 from refresh.storage import CacheWriteHandle, StorageError
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,16 @@ def refresh_table(
             held = claim(rt, table.id, handle.version, handle.url, job_id)
         except Busy as busy:
             _discard(rt, handle)
-            other = wait_for(rt, busy.version_id, rt.settings.refresh_job_timeout_seconds)
-            if other is not None and other.status in ("current", "superseded"):
+            other = wait_for(
+                rt,
+                busy.version_id,
+                rt.settings.refresh_job_timeout_seconds,
+                table=f"{schema_name}.{table_name} (connection {connection_id})",
+            )
+            if other is not None and other.status in (
+                VersionStatus.CURRENT,
+                VersionStatus.SUPERSEDED,
+            ):
                 return result(other.rows or 0, [])
             continue
         with Heartbeat(rt, held.version_id):
@@ -156,14 +164,14 @@ def _publish(
             )
         session.execute(
             update(TableVersion)
-            .where(TableVersion.table_id == target.id, TableVersion.status == "current")
-            .values(status="superseded")
+            .where(TableVersion.table_id == target.id, TableVersion.status == VersionStatus.CURRENT)
+            .values(status=VersionStatus.SUPERSEDED)
         )
         session.execute(
             update(TableVersion)
             .where(TableVersion.id == held.version_id)
             .values(
-                status="current",
+                status=VersionStatus.CURRENT,
                 path=url,
                 rows=written.rows,
                 bytes=written.bytes,
@@ -198,7 +206,10 @@ def _fail(rt: Runtime, held: Claim, handle: CacheWriteHandle, error: BaseExcepti
                 update(TableVersion)
                 .where(TableVersion.id == held.version_id)
                 .values(
-                    status="failed", error=_reason(error), finished_at=utcnow(), heartbeat_at=None
+                    status=VersionStatus.FAILED,
+                    error=public_message(error),
+                    finished_at=utcnow(),
+                    heartbeat_at=None,
                 )
             )
     except SQLAlchemyError:
@@ -214,11 +225,3 @@ def _discard(rt: Runtime, handle: CacheWriteHandle) -> None:
         log.warning("could not remove %s; queued for deletion", handle.url, exc_info=True)
         with rt.catalog.session() as session:
             schedule_deletions(session, [handle.url], delete_after=utcnow())
-
-
-def _reason(error: BaseException) -> str:
-    if isinstance(error, RefreshError | SourceError | StorageError):
-        return str(error)
-    if isinstance(error, KeyboardInterrupt | SystemExit):
-        return "interrupted: the refreshing process was stopped"
-    return f"internal error ({type(error).__name__}); see the service log"

@@ -81,13 +81,14 @@ def settings(environ: dict[str, str]) -> Settings:
 def app(settings: Settings) -> Iterator[Flask]:
     # Imported here so that suites of single modules (sources, storage) load without the app.
     from app import create_app
-    from refresh.api.context import EXTENSION
+    from refresh.api.context import EXTENSION, JOBS
     from refresh.catalog.migrations import upgrade as migrate
 
     app = create_app(settings)
     runtime = app.extensions[EXTENSION]
     migrate(runtime.catalog)
     yield app
+    app.extensions[JOBS].close()
     runtime.catalog.dispose()
 
 

@@ -1,4 +1,7 @@
-"""``GET /health``: is every component the service depends on reachable?"""
+"""``GET /health``: is every component the service depends on reachable?
+
+``redis`` is the job queue: Redis, or the in-process broker in embedded mode (always there).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, jsonify
 
-from refresh.api.context import runtime
+from refresh.api.context import job_queue, runtime
 from refresh.api.schemas import HealthSchema
 
 blueprint = Blueprint("health", __name__)
@@ -20,6 +23,7 @@ def health() -> tuple[Response, int]:
     probes: dict[str, Callable[[], None]] = {
         "catalog": rt.catalog.ping,
         "storage": rt.storage.check,
+        "redis": job_queue().check,
     }
     checks = {name: _probe(name, probe) for name, probe in probes.items()}
     healthy = all(value == "ok" for value in checks.values())

@@ -14,6 +14,11 @@ from refresh.api.errors import ApiError
 
 def json_body(schema: Schema) -> dict[str, Any]:
     """The validated body, or an ``ApiError`` that names the offending field."""
+    return validated(schema, json_object())
+
+
+def json_object() -> dict[str, Any]:
+    """The body as sent: a JSON object, not yet validated."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         raise ApiError(400, "request body is empty; send a JSON object, e.g. {}")
@@ -25,6 +30,10 @@ def json_body(schema: Schema) -> dict[str, Any]:
         raise ApiError(400, f"request body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise ApiError(400, f"request body must be a JSON object, got {_json_kind(body)}")
+    return body
+
+
+def validated(schema: Schema, body: dict[str, Any]) -> dict[str, Any]:
     try:
         return schema.load(body)
     except ValidationError as error:

@@ -19,13 +19,14 @@ import pyarrow as pa
 from marshmallow import Schema
 
 from refresh.arrow_types import type_from_string, type_to_string
+from refresh.errors import RefreshError
 
 # Rows per Arrow batch a source yields: big enough that per-batch overhead vanishes, small enough
 # that a batch of a wide table stays far below the worker's memory budget.
 BATCH_ROWS = 65_536
 
 
-class SourceError(Exception):
+class SourceError(RefreshError):
     """The source could not be reached, refused the login, or failed a query.
 
     The message is shown to API users as is, so sources build it from the driver's message with

@@ -20,13 +20,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from refresh.errors import RefreshError
+
 DATA_FILE = "data.parquet"
 
 # `YYYYMMDDTHHMMSSmmmZ-<8 hex>`: sorts by creation time as a plain string.
 VERSION_PATTERN = re.compile(r"\d{8}T\d{9}Z-[0-9a-f]{8}")
 
 
-class StorageError(Exception):
+class StorageError(RefreshError):
     """A storage operation failed; the message is shown to API users and holds no credentials."""
 
 

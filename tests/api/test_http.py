@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from config import load_settings
+from refresh.api.context import JOBS
 from tests.support.api import assert_error
 
 
@@ -88,7 +89,8 @@ class TestToken:
 def test_health_reports_each_component(client: FlaskClient) -> None:
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "checks": {"catalog": "ok", "storage": "ok"}}
+    checks = {"catalog": "ok", "storage": "ok", "redis": "ok"}
+    assert response.get_json() == {"status": "ok", "checks": checks}
 
 
 class TestHealthWhenDown:
@@ -101,13 +103,17 @@ class TestHealthWhenDown:
     def test_storage_down_is_503(self, client: FlaskClient) -> None:
         response = client.get("/health")
         assert response.status_code == 503
-        assert response.get_json()["checks"] == {"catalog": "ok", "storage": "unavailable"}
+        checks = {"catalog": "ok", "storage": "unavailable", "redis": "ok"}
+        assert response.get_json()["checks"] == checks
 
 
 def test_health_catalog_down_is_503(environ: dict[str, str]) -> None:
     nothing_listens = "postgresql://postgres@127.0.0.1:1/catalog?connect_timeout=2"
     app = create_app(load_settings({**environ, "DATABASE_URL": nothing_listens}))
-    response = app.test_client().get("/health")
+    try:
+        response = app.test_client().get("/health")
+    finally:
+        app.extensions[JOBS].close()
     assert response.status_code == 503
     assert response.get_json()["checks"]["catalog"] == "unavailable"
 
@@ -119,6 +125,7 @@ def test_openapi_describes_every_endpoint(client: FlaskClient) -> None:
     assert set(paths["/connections"]) == {"get", "post"}
     assert set(paths["/connections/{connection_id}"]) == {"get", "delete"}
     assert "get" in paths["/connections/{connection_id}/tables/{schema_name}/{table_name}"]
+    assert set(paths["/refresh/jobs/{job_id}"]) == {"get"}
     refresh = paths["/refresh"]["post"]
     request_schema = refresh["requestBody"]["content"]["application/json"]["schema"]
     name = request_schema["$ref"].rsplit("/", 1)[1]

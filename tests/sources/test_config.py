@@ -7,6 +7,7 @@ import os
 import pytest
 from marshmallow import ValidationError
 
+from refresh.errors import Misconfigured
 from refresh.sources import SOURCE_TYPES, build_source, source_class
 from refresh.sources.postgres import PostgresSource
 
@@ -21,8 +22,8 @@ def test_registry_knows_every_source_type() -> None:
     assert (source.password, source.connect_timeout) == ("pw", 3)
 
 
-def test_unknown_source_type_is_a_value_error_naming_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown source type 'oracle'.*postgres"):
+def test_unknown_source_type_is_misconfigured_naming_the_known_ones() -> None:
+    with pytest.raises(Misconfigured, match=r"unknown source type 'oracle'.*postgres"):
         source_class("oracle")
 
 

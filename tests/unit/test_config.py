@@ -25,6 +25,7 @@ def test_embedded_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert settings.source_connect_timeout_seconds == 10
     assert settings.refresh_job_timeout_seconds == 3600
     assert settings.orphan_min_age_seconds == 7200
+    assert settings.job_result_ttl_seconds == 86400
 
 
 def test_embedded_secret_key_is_generated_once_and_kept(
@@ -77,6 +78,7 @@ def test_rediss_url_is_accepted_and_tls_url_wins() -> None:
         ("SOURCE_CONNECT_TIMEOUT_SECONDS", "1.5"),
         ("REFRESH_JOB_TIMEOUT_SECONDS", "-10"),
         ("ORPHAN_MIN_AGE_SECONDS", "soon"),
+        ("JOB_RESULT_TTL_SECONDS", "0"),
         ("DATABASE_URL", "mongodb://h/db"),
         ("CACHE_URL", "ftp://h/x"),
         ("CACHE_URL", "s3://"),
@@ -111,3 +113,24 @@ def test_create_app_exits_with_the_configuration_error(monkeypatch: pytest.Monke
     monkeypatch.setenv("SECRET_KEY", "k")
     with pytest.raises(SystemExit, match="configuration error: CACHE_URL"):
         create_app()
+
+
+def test_printed_settings_never_show_a_password(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "config"],
+        cwd=ROOT,
+        env={
+            "DATABASE_URL": "postgres://app:db-pass-1@db.internal:5432/catalog",
+            "REDIS_URL": "redis://:redis-pass-2@cache.internal:6379/0",
+            "SECRET_KEY": "secret-key-3",
+            "API_TOKEN": "token-4",
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for secret in ("db-pass-1", "redis-pass-2", "secret-key-3", "token-4"):
+        assert secret not in result.stdout
+    assert "DATABASE_URL=postgresql+psycopg://app:***@db.internal:5432/catalog" in result.stdout
+    assert "REDIS_URL=redis://:***@cache.internal:6379/0" in result.stdout
