@@ -121,6 +121,7 @@ PG = {"host": "127.0.0.1", "port": 5432, "user": "u", "database": "d"}
         ({"name": "bad name!", "source_type": "sqlite", "config": {"path": "/x"}}, "name"),
         ({"name": "_under", "source_type": "sqlite", "config": {"path": "/x"}}, "name"),
         ({"name": "x" * 65, "source_type": "sqlite", "config": {"path": "/x"}}, "name"),
+        ({"name": "nl\n", "source_type": "sqlite", "config": {"path": "/x"}}, "name"),
         ({"name": 5, "source_type": "sqlite", "config": {"path": "/x"}}, "name"),
         ({"name": "c", "source_type": "oracle", "config": {}}, "source_type"),
         ({"name": "c", "config": {"path": "/x"}}, "source_type"),
