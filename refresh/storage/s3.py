@@ -21,7 +21,13 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from refresh.storage.base import DATA_FILE, CacheWriteHandle, Storage, StorageError
+from refresh.storage.base import (
+    DATA_FILE,
+    MAX_PATH_BELOW_ROOT_BYTES,
+    CacheWriteHandle,
+    Storage,
+    StorageError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +35,10 @@ _MiB = 1024 * 1024
 
 # DeleteObjects takes at most 1000 keys, and a ListObjectsV2 page holds at most 1000.
 DELETE_BATCH = 1000
+
+MAX_KEY_BYTES = 1024
+# "{prefix}/{path below the root}" must fit in a key whatever the names.
+MAX_PREFIX_BYTES = MAX_KEY_BYTES - 1 - MAX_PATH_BELOW_ROOT_BYTES
 
 _S3_ERRORS = (BotoCoreError, ClientError, Boto3Error)
 
@@ -43,6 +53,11 @@ class S3Storage(Storage):
     def __init__(self, bucket: str, prefix: str, endpoint_url: str | None = None) -> None:
         self._bucket = bucket
         self._prefix = prefix.strip("/")
+        if len(self._prefix.encode()) > MAX_PREFIX_BYTES:
+            raise ValueError(
+                f"the prefix of an s3:// cache URL is at most {MAX_PREFIX_BYTES} bytes, so that "
+                f"every key fits in S3's {MAX_KEY_BYTES}; got {len(self._prefix.encode())}"
+            )
         # A short connect timeout and few retries: GET /health must answer while S3 is down.
         self._client = boto3.client(
             "s3",

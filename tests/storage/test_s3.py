@@ -82,6 +82,21 @@ def test_keys_hold_the_encoded_identifiers_literally(s3_backend: S3Backend) -> N
     assert s3_backend.files() == {f"{url.split('/cache/', 1)[1]}/{DATA_FILE}"}
 
 
+def test_the_longest_names_under_the_longest_prefix_fit_in_a_key(
+    s3_backend: S3Backend, s3_server: SeaweedFS
+) -> None:
+    root = f"s3://{s3_backend.bucket}/{'p' * s3.MAX_PREFIX_BYTES}"
+    storage = open_storage(root, s3_server.endpoint_url)
+
+    url = publish(storage, sample(), *(["x" * 1000] * 3))
+
+    (key,) = s3_backend.everything()
+    assert len(key.encode()) == s3.MAX_KEY_BYTES == 1024
+    assert s3_backend.read(url).equals(sample())
+    with pytest.raises(ValueError, match=r"at most 214 bytes"):
+        open_storage(f"{root}p", s3_server.endpoint_url)
+
+
 def test_bucket_root_without_prefix(s3_backend: S3Backend, s3_server: SeaweedFS) -> None:
     storage = open_storage(f"s3://{s3_backend.bucket}", s3_server.endpoint_url)
     assert storage.root_url == f"s3://{s3_backend.bucket}"
