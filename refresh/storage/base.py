@@ -166,13 +166,24 @@ class Storage(ABC):
     def delete_prefix(self, url: str) -> None:
         """Delete a directory (or a file) with all it holds, by whole path segments.
 
-        Nothing there is success. Refuses a URL outside the root, and the root itself.
+        That includes uploads still open under it (S3), so a deletion retried after a failed
+        upload also removes what the upload left. Nothing there is success. Refuses a URL outside
+        the root, and the root itself.
         """
         self._delete_tree(self._segments(url))
 
     @abstractmethod
     def check(self) -> None:
         """Raise StorageError when the storage cannot be used (GET /health)."""
+
+    @abstractmethod
+    def abort_incomplete_uploads(self, initiated_before: datetime) -> int:
+        """Abort the uploads under the root begun before ``initiated_before`` (aware); how many.
+
+        For the orphan sweep: an upload cut off while its store was unreachable, or by a killed
+        process, keeps its parts (stored and billed) but holds no object, so no deletion finds
+        it. Raises StorageError.
+        """
 
     def _segments(self, url: str) -> list[str]:
         """The path segments of ``url`` below the root, or StorageError when it is not below it.

@@ -12,6 +12,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -78,6 +79,9 @@ class S3Storage(Storage):
         except _S3_ERRORS as error:
             raise _storage_error("access to", self.root_url, error) from error
 
+    def abort_incomplete_uploads(self, initiated_before: datetime) -> int:
+        return self._abort_uploads(self._prefix, self.root_url, initiated_before)
+
     def abort_cache_write(self, handle: CacheWriteHandle) -> None:
         _remove_temp_dir(handle.local_path.parent)
         super().abort_cache_write(handle)
@@ -123,9 +127,12 @@ class S3Storage(Storage):
         """Delete the exact key, then every key under ``key/``, one listed page at a time.
 
         The trailing ``/`` of the listed prefix is what keeps ``.../abc`` from ``.../abcd``.
+        Open multipart uploads go first: one completing meanwhile then leaves an object that
+        the listing still finds.
         """
-        self._delete_file(segments)
         url = self._url(segments)
+        self._abort_uploads(self._key(segments), url)
+        self._delete_file(segments)
         pages = self._client.get_paginator("list_objects_v2").paginate(
             Bucket=self._bucket,
             Prefix=f"{self._key(segments)}/",
@@ -147,6 +154,37 @@ class S3Storage(Storage):
                     )
         except _S3_ERRORS as error:
             raise _storage_error("delete of", url, error) from error
+
+    def _abort_uploads(self, key: str, url: str, initiated_before: datetime | None = None) -> int:
+        """Abort the multipart uploads of ``key`` and of the keys below it (whole segments).
+
+        S3 keeps the parts of an upload that was neither completed nor aborted, outside every
+        object listing. Returns how many were aborted.
+        """
+        aborted = 0
+        pages = self._client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self._bucket, Prefix=key
+        )
+        try:
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    below = not key or upload["Key"] == key or upload["Key"].startswith(f"{key}/")
+                    old = initiated_before is None or upload["Initiated"] < initiated_before
+                    if below and old and self._abort_upload(upload["Key"], upload["UploadId"]):
+                        aborted += 1
+        except _S3_ERRORS as error:
+            raise _storage_error("abort of the uploads under", url, error) from error
+        return aborted
+
+    def _abort_upload(self, key: str, upload_id: str) -> bool:
+        """False when the upload is already gone (completed or aborted by someone else)."""
+        try:
+            self._client.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                return False
+            raise
+        return True
 
 
 def _storage_error(action: str, url: str, error: Exception) -> StorageError:

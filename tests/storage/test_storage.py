@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -223,6 +224,14 @@ def test_empty_identifier_is_rejected(backend: Backend, position: int) -> None:
         backend.storage.prepare_cache_write(*names)
 
     assert backend.files() == set()
+
+
+def test_aborting_incomplete_uploads_spares_published_versions(backend: Backend) -> None:
+    url = publish(backend.storage, sample())
+
+    assert backend.storage.abort_incomplete_uploads(datetime.now(UTC) + timedelta(hours=1)) == 0
+
+    assert backend.read(url).equals(sample())
 
 
 def test_check_passes_on_a_usable_storage(backend: Backend) -> None:
