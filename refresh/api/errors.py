@@ -21,11 +21,15 @@ log = logging.getLogger(__name__)
 CODES = {
     400: "BAD_REQUEST",
     401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT",
     413: "PAYLOAD_TOO_LARGE",
+    414: "URI_TOO_LONG",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    417: "EXPECTATION_FAILED",
+    431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
     500: "INTERNAL_SERVER_ERROR",
     501: "NOT_IMPLEMENTED",
     502: "SOURCE_UNAVAILABLE",
@@ -49,8 +53,12 @@ class ApiError(Exception):
         self.message = message
 
 
+def envelope(status: int, message: str) -> dict[str, dict[str, str]]:
+    return {"error": {"message": message, "code": CODES.get(status, "ERROR")}}
+
+
 def error_response(status: int, message: str) -> Response:
-    response = jsonify({"error": {"message": message, "code": CODES.get(status, "ERROR")}})
+    response = jsonify(envelope(status, message))
     response.status_code = status
     return response
 
