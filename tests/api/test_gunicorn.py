@@ -13,7 +13,7 @@ from tests.support.web import exchange, run_gunicorn
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """HOME of the server, with its $XDG_RUNTIME_DIR: nothing of the user's own is touched."""
+    """HOME of the server and its $XDG_RUNTIME_DIR: where gunicorn would put a control socket."""
     home = tmp_path_factory.mktemp("gunicorn")
     (home / "run").mkdir()
     return home
@@ -61,3 +61,11 @@ def test_every_answer_is_the_json_envelope(
     assert set(body) == {"error"}
     assert body["error"]["code"] == code
     assert body["error"]["message"]
+
+
+def test_no_control_socket_for_a_second_instance_to_take_over(port: int, home: Path) -> None:
+    # gunicorn's default control socket is $XDG_RUNTIME_DIR/gunicorn.ctl (or ~/.gunicorn/): one
+    # path per user, which the next instance on the machine would take over and then unlink.
+    assert exchange(port, b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n").status == 200
+    assert list((home / "run").iterdir()) == []
+    assert not (home / ".gunicorn").exists()
