@@ -9,7 +9,7 @@ import duckdb
 import pytest
 from flask.testing import FlaskClient
 
-from tests.support.api import assert_error, post_connection
+from tests.support.api import assert_error, post_connection, refresh, register
 
 
 @pytest.fixture
@@ -111,3 +111,32 @@ def test_a_sqlite_url_inside_registers_with_its_absolute_path(
     assert response.get_json()["tables_discovered"] == 1
     shown = client.get("/connections/lite_url").get_json()["config"]
     assert shown == {"url": f"sqlite:///{sources}/app.db"}
+
+
+def test_a_duckdb_file_reaches_no_file_beyond_itself(
+    client: FlaskClient, sources: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.csv"
+    secret.write_text("word\nswordfish\n")
+    with duckdb.connect(str(sources / "views.duckdb")) as conn:
+        conn.execute(f"CREATE VIEW leak AS SELECT * FROM read_csv('{secret}')")
+        conn.execute("CREATE TABLE t AS SELECT 1 AS id")
+    register(client, "duck", "duckdb", {"path": "views.duckdb"})
+
+    body = {"connection_id": "duck", "schema_name": "main", "data": True}
+    assert refresh(client, "duck", "main", "t")["rows_synced"] == 1
+    leaked = client.post("/refresh", json={**body, "table_name": "leak"})
+    assert "disabled" in assert_error(leaked, 502, "SOURCE_UNAVAILABLE")
+
+
+def test_a_sqlite_file_opened_as_duckdb_fetches_no_extension(
+    client: FlaskClient, sources: Path
+) -> None:
+    make_file("sqlite", sources / "lite.db")
+
+    response = post_connection(client, "duck", "duckdb", {"path": "lite.db"})
+
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["discovery_status"] == "failed"
+    # Not "Failed to download extension sqlite_scanner at URL http://extensions.duckdb.org/...".
+    assert "extensions is disabled" in response.get_json()["discovery_error"]
