@@ -36,6 +36,7 @@ class Settings:
     refresh_job_timeout_seconds: int
     orphan_min_age_seconds: int
     job_result_ttl_seconds: int
+    file_sources_dir: Path
 
     @property
     def embedded(self) -> bool:
@@ -61,6 +62,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         refresh_job_timeout_seconds=_int(env, "REFRESH_JOB_TIMEOUT_SECONDS", 3600, minimum=1),
         orphan_min_age_seconds=_int(env, "ORPHAN_MIN_AGE_SECONDS", 7200, minimum=0),
         job_result_ttl_seconds=_int(env, "JOB_RESULT_TTL_SECONDS", 86400, minimum=1),
+        file_sources_dir=_directory(env, "FILE_SOURCES_DIR", VAR_DIR / "sources"),
     )
 
 
@@ -75,6 +77,17 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _directory(env: Mapping[str, str], name: str, default: Path) -> Path:
+    """Absolute, symlinks resolved, once: a later chdir or a swapped link cannot move it.
+
+    It need not exist yet; it must not be a file.
+    """
+    path = Path(os.path.realpath(env.get(name) or default))
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{name} must be a directory, got the file {path}")
+    return path
 
 
 def _database_url(url: str) -> str:

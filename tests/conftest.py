@@ -67,9 +67,17 @@ def cache(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 
 
 @pytest.fixture
-def environ(catalog_url: str, cache: Backend) -> dict[str, str]:
-    """The environment the service under test is configured from; tests may add to it."""
-    return {"DATABASE_URL": catalog_url, "SECRET_KEY": "test-secret-key", **cache.environ()}
+def environ(catalog_url: str, cache: Backend, tmp_path: Path) -> dict[str, str]:
+    """The environment the service under test is configured from; tests may add to it.
+
+    Tests create their SQLite and DuckDB sources in tmp_path, so file sources are confined there.
+    """
+    return {
+        "DATABASE_URL": catalog_url,
+        "SECRET_KEY": "test-secret-key",
+        "FILE_SOURCES_DIR": str(tmp_path),
+        **cache.environ(),
+    }
 
 
 @pytest.fixture

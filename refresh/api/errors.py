@@ -26,7 +26,10 @@ CODES = {
     405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT",
     413: "PAYLOAD_TOO_LARGE",
+    414: "URI_TOO_LONG",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    417: "EXPECTATION_FAILED",
+    431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
     500: "INTERNAL_SERVER_ERROR",
     502: "SOURCE_UNAVAILABLE",
     503: "SERVICE_UNAVAILABLE",
@@ -55,8 +58,12 @@ class ApiError(Exception):
         self.challenge = challenge
 
 
+def envelope(status: int, message: str) -> dict[str, dict[str, str]]:
+    return {"error": {"message": message, "code": CODES.get(status, "ERROR")}}
+
+
 def error_response(status: int, message: str) -> Response:
-    response = jsonify({"error": {"message": message, "code": CODES.get(status, "ERROR")}})
+    response = jsonify(envelope(status, message))
     response.status_code = status
     return response
 

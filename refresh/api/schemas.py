@@ -13,6 +13,18 @@ from refresh.sources import SOURCE_TYPES, source_class
 CONNECTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
 
+class FullMatch(validate.Regexp):
+    """``Regexp`` on the whole value: ``re.match`` lets ``$`` match before a trailing newline.
+
+    The pattern itself stays a plain ``^...$``, valid as an OpenAPI ``pattern`` too.
+    """
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
 class StrictBoolean(fields.Boolean):
     """JSON ``true``/``false`` only: ``"yes"`` or ``1`` for a flag is a client bug worth a 400."""
 
@@ -41,7 +53,7 @@ class _OmitEmpty(Schema):
 class ConnectionCreateSchema(Schema):
     name = fields.String(
         required=True,
-        validate=validate.Regexp(
+        validate=FullMatch(
             CONNECTION_NAME,
             error="must be 1-64 letters, digits, '_' or '-', starting with a letter or digit",
         ),

@@ -61,6 +61,15 @@ _SIMPLE_TYPES: dict[str, pa.DataType] = {
 }
 _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
 
+# A DuckDB file is a file source: it must reach no file beyond itself (a view can read
+# read_csv('/etc/passwd')), and opening one must never make the service download and load an
+# extension (a SQLite file opened as DuckDB asks for sqlite_scanner from the internet).
+_CONFINED = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+
 # DuckDB quotes identifiers as PostgreSQL does.
 _quote = PGDialect(paramstyle="qmark").identifier_preparer.quote_identifier
 
@@ -94,7 +103,7 @@ class DuckDBSource(Source):
     config_schema = FileConfigSchema
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        connection = duckdb.connect(self.config["path"], read_only=True)
+        connection = duckdb.connect(self.config["path"], read_only=True, config=_CONFINED)
         # Text output of TIMESTAMPTZ values inside cast columns (lists, structs) in UTC.
         connection.execute("SET TimeZone = 'UTC'")
         return connection

@@ -24,7 +24,7 @@ from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
 import pyarrow as pa
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 from sqlalchemy import Engine, create_engine, inspect, types
 from sqlalchemy.dialects.postgresql import DOMAIN
 from sqlalchemy.engine import URL, ObjectKind, make_url
@@ -33,6 +33,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from refresh.sources.base import Column, DiscoveredTable, Source
+from refresh.sources.config import confined_path
 from refresh.sources.errors import source_errors
 from refresh.sources.sql_stream import stream_table
 from refresh.sources.typemap import UNCONSTRAINED_DECIMAL, decimal_type
@@ -56,6 +57,20 @@ class SQLAlchemyConfigSchema(Schema):
             raise ValidationError("Not a valid SQLAlchemy URL.") from None
         except NoSuchModuleError:
             raise ValidationError("Unknown SQLAlchemy dialect or driver.") from None
+
+    @post_load
+    def confined_sqlite_file(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """A SQLite file is a file source like ``sqlite``'s: it must be under FILE_SOURCES_DIR."""
+        url = make_url(data["url"])
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return data
+        if "uri" in url.query:  # the database would be a URI naming any file
+            raise ValidationError(
+                "SQLite URI filenames (uri=true) are not supported; give the file's path",
+                field_name="url",
+            )
+        path = confined_path(url.database, "url")
+        return {**data, "url": url.set(database=path).render_as_string(hide_password=False)}
 
 
 def arrow_type(column_type: types.TypeEngine) -> pa.DataType:

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from refresh.storage.base import (
     DATA_FILE,
+    MAX_SEGMENT_BYTES,
     VERSION_PATTERN,
     CacheWriteHandle,
     Storage,
@@ -18,6 +19,7 @@ from refresh.storage.s3 import S3Storage
 
 __all__ = [
     "DATA_FILE",
+    "MAX_SEGMENT_BYTES",
     "VERSION_PATTERN",
     "CacheWriteHandle",
     "FilesystemStorage",

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
@@ -54,6 +55,10 @@ class FilesystemStorage(Storage):
             raise StorageError(
                 f"cache directory {self._root} is not writable: {error.strerror or error}"
             ) from error
+
+    def abort_incomplete_uploads(self, initiated_before: datetime) -> int:
+        """Nothing to do: a version is written in place, and its directory goes as a whole."""
+        return 0
 
     def _path_below_root(self, url: str) -> str | None:
         path = file_url_path(url)

@@ -34,6 +34,65 @@ def test_bad_bodies_answer_the_envelope(
         assert fragment in assert_error(response, status, code)
 
 
+DEEP = 10_000
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/refresh", "[" * DEEP + "]" * DEEP),
+        ("/refresh", '{"a":' * DEEP + "1" + "}" * DEEP),
+        (
+            "/connections",
+            '{"name": "c", "source_type": "sqlite", "config": ' + "[" * DEEP + "]" * DEEP + "}",
+        ),
+        # Deeper than the limit, shallow enough for the parser: refused all the same.
+        (
+            "/connections",
+            '{"name": "c", "source_type": "sqlite", "config": ' + "[" * 40 + "]" * 40 + "}",
+        ),
+    ],
+)
+def test_deeply_nested_bodies_are_400(client: FlaskClient, path: str, body: str) -> None:
+    response = client.post(path, data=body, content_type="application/json")
+    assert_error(response, 400, "BAD_REQUEST", "request body nests deeper than 32 levels")
+    assert client.get("/connections").get_json() == {"connections": []}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/refresh", b'{"connection_id": "\\ud800"}', "connection_id"),
+        ("/refresh", b'{"connection_id": "ok", "schema_name": "a\\udfffb"}', "schema_name"),
+        ("/refresh", b'{"connection_id": "\xed\xa0\x80"}', "connection_id"),  # UTF-8-encoded
+        ("/refresh", b'{"\\ud800": 1}', "\\ud800"),
+        (
+            "/connections",
+            b'{"name": "c", "source_type": "sqlite", "config": {"path": "/x\\ud800"}}',
+            "config.path",
+        ),
+        (
+            "/connections",
+            b'{"name": "c", "source_type": "postgres", "config": {"schemas": ["\\udc00"]}}',
+            "config.schemas.0",
+        ),
+    ],
+)
+def test_lone_surrogates_are_400_naming_the_field(
+    client: FlaskClient, path: str, body: bytes, field: str
+) -> None:
+    response = client.post(path, data=body, content_type="application/json")
+    message = assert_error(response, 400, "BAD_REQUEST")
+    assert message == f"{field}: not valid Unicode text (holds a lone surrogate)"
+    assert client.get("/connections").get_json() == {"connections": []}
+
+
+def test_a_surrogate_in_the_url_is_not_a_crash(client: FlaskClient) -> None:
+    # WSGI decodes the path leniently: the bytes of a surrogate become U+FFFD, an unknown name.
+    assert_error(client.get("/connections/%ED%A0%80"), 404, "NOT_FOUND")
+    assert_error(client.get("/connections/%ED%A0%80/tables/s/t"), 404, "NOT_FOUND")
+
+
 def test_unknown_route_and_wrong_method(client: FlaskClient) -> None:
     assert_error(client.get("/nope"), 404, "NOT_FOUND", "no such endpoint: GET /nope")
     response = client.get("/refresh")

@@ -26,6 +26,15 @@ def test_embedded_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert settings.refresh_job_timeout_seconds == 3600
     assert settings.orphan_min_age_seconds == 7200
     assert settings.job_result_ttl_seconds == 86400
+    assert settings.file_sources_dir == tmp_path.resolve() / "var" / "sources"
+
+
+def test_file_sources_dir_is_resolved_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({"FILE_SOURCES_DIR": "link/../link"})
+    assert settings.file_sources_dir == tmp_path.resolve() / "real"
 
 
 def test_embedded_secret_key_is_generated_once_and_kept(
@@ -84,6 +93,7 @@ def test_rediss_url_is_accepted_and_tls_url_wins() -> None:
         ("CACHE_URL", "s3://"),
         ("REDIS_URL", "http://h"),
         ("S3_ENDPOINT_URL", "127.0.0.1:8333"),
+        ("FILE_SOURCES_DIR", "/etc/passwd"),
     ],
 )
 def test_bad_value_names_the_variable(name: str, value: str) -> None:
