@@ -13,6 +13,7 @@ from config import Settings, load_settings
 from tests.support.backends import Backend, make_backend
 from tests.support.seaweedfs import SeaweedFS, run_seaweedfs
 from tests.support.services import Database, MariaDBServer, PostgresServer
+from tests.support.workers import RedisDatabase
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -110,6 +111,14 @@ def rt(app: Flask) -> Runtime:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def redis_database() -> Iterator[RedisDatabase]:
+    """A Redis database of this test run's own (see tests/support/workers.py)."""
+    database = RedisDatabase()
+    yield database
+    database.release()
 
 
 @pytest.fixture(scope="session")
