@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -81,7 +81,9 @@ class FilesystemStorage(Storage):
             ) from error
         return directory / PARTIAL_FILE
 
-    def _publish(self, handle: CacheWriteHandle, segments: Sequence[str]) -> None:
+    def _publish(
+        self, handle: CacheWriteHandle, segments: Sequence[str], on_progress: Callable[[], None]
+    ) -> None:
         """fsync the data, rename it, then fsync every directory up to the root.
 
         Without the directory fsyncs a crash right after the catalog swap could lose the rename
