@@ -68,6 +68,11 @@ def cast_array(array: pa.Array, target: pa.DataType, column: str) -> pa.Array:
     try:
         if pa.types.is_string(array.type) and pa.types.is_decimal(target):
             array = _decimal_text(array, target, column)
+        if pa.types.is_string(array.type) and pa.types.is_time64(target):
+            array = _time_text(array, target, column)
+        if pa.types.is_string(array.type) and pa.types.is_timestamp(target) and target.tz:
+            # Text without an offset in a UTC column is UTC: MySQL's TIMESTAMP in a UTC session.
+            array = pc.cast(array, pa.timestamp(target.unit), safe=True)
         if array.type != target:
             array = pc.cast(array, target, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
@@ -95,6 +100,30 @@ def _decimal_text(array: pa.Array, target: pa.DataType, column: str) -> pa.Array
     if not pc.all(fits).as_py():
         raise column_error(column, f"a value does not fit in {target}")
     return array
+
+
+def _time_text(array: pa.Array, target: pa.DataType, column: str) -> pa.Array:
+    """Text of a time of day (MySQL's TIME, SQLite's TIME) to ``target``; pyarrow has no such cast.
+
+    Parsed as a timestamp on 1970-01-01, which refuses what is not a time of day: MySQL's TIME is
+    a duration (-838:59:59 to 838:59:59), and 25:00:00 or -00:00:01 fail rather than wrap.
+    """
+    unit = target.unit
+    try:
+        stamps = pc.cast(pc.binary_join_element_wise("1970-01-01 ", array, ""), pa.timestamp(unit))
+    except pa.ArrowInvalid:
+        bad = next(v for v in array.to_pylist() if v is not None and not _is_time_of_day(v))
+        problem = f"expected a time of day (00:00 to 24:00), got {bad!r}"
+        raise column_error(column, problem) from None
+    return pc.cast(stamps.view(pa.int64()), target)
+
+
+def _is_time_of_day(text: str) -> bool:
+    try:
+        pc.cast(pa.array([f"1970-01-01 {text}"]), pa.timestamp("ns"))
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _check_temporal_range(array: pa.Array, column: str) -> None:

@@ -1,0 +1,74 @@
+"""What ``Source.interrupt`` shares with the read it stops, across threads.
+
+The stall watchdog calls ``interrupt`` from its own thread while the refresh thread is blocked in
+a driver call. Each read registers the actions that unblock it (kill a child process, cancel a
+query, shut a socket) for as long as it runs; ``interrupt`` runs them, once each, and remembers
+that it was asked, so a read that reaches a batch boundary, or starts afterwards, stops too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from refresh.sources.base import SourceError
+
+INTERRUPTED = "the read was interrupted (the source stalled or the refresh was stopped)"
+
+
+class ReadStopper:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requested = False
+        self._pending: list[Callable[[], None]] = []
+
+    @property
+    def requested(self) -> bool:
+        return self._requested
+
+    def interrupt(self) -> None:
+        """Ask every registered read to stop; thread-safe, idempotent, as fast as the actions."""
+        with self._lock:
+            self._requested = True
+            actions, self._pending = self._pending, []
+        for action in actions:
+            action()
+
+    @contextmanager
+    def on_interrupt(self, action: Callable[[], None]) -> Iterator[None]:
+        """Run ``action`` if an interrupt comes while the block runs (at once if one came before).
+
+        ``action`` runs in the interrupting thread, at most once, and must not block for long.
+        """
+        with self._lock:
+            already = self._requested
+            if not already:
+                self._pending.append(action)
+        if already:
+            action()
+        try:
+            yield
+        finally:
+            with self._lock:
+                if action in self._pending:
+                    self._pending.remove(action)
+
+    def check(self) -> None:
+        """Raise at a batch boundary once an interrupt was asked."""
+        if self._requested:
+            raise SourceError(INTERRUPTED)
+
+    @contextmanager
+    def explaining(self) -> Iterator[None]:
+        """Report a driver error that the interrupt itself caused as the interrupt.
+
+        A killed child process or a cancelled query fails with the driver's own confusing words
+        (end of stream, query cancelled); the user should read why.
+        """
+        try:
+            yield
+        except Exception:
+            if self._requested:
+                raise SourceError(INTERRUPTED) from None
+            raise
