@@ -130,10 +130,13 @@ def test_declared_types_map_and_read_back_equal(tmp_path: Path) -> None:
     [
         ("INTEGER", "twelve", "expected an integer"),
         ("DECIMAL(12, 2)", 1.234, "data loss"),
-        ("DATE", "2024-02-30", "day is out of range"),
-        ("DATETIME", "2024-01-01 12:00:00.1234567", "more precision than microseconds"),
-        ("DATETIME", "2024-01-01T12:00:00+02:00", "without time zone"),
+        ("DATE", "2024-02-30", "Failed to parse string: '2024-02-30'"),
+        ("DATETIME", "2024-01-01 12:00:00.1234567", "Failed to parse string"),
+        ("DATETIME", "2024-01-01T12:00:00+02:00", "expected no zone offset"),
+        ("TIME", "25:00:00", "expected a time of day"),
         ("BOOLEAN", 2, "expected a boolean"),
+        ("REAL", "abc", "expected a number"),
+        ("TEXT", b"\xff", "Invalid UTF8"),
     ],
 )
 def test_value_that_does_not_fit_fails_naming_the_column(
@@ -149,6 +152,40 @@ def test_value_that_does_not_fit_fails_naming_the_column(
 
     with pytest.raises(SourceError, match=f'column "v": .*{problem}'):
         read_rows(src, table)
+
+
+def test_value_of_another_storage_class_in_a_later_batch_fails_naming_the_column(
+    tmp_path: Path,
+) -> None:
+    path = make_db(
+        tmp_path / "db.sqlite",
+        "CREATE TABLE t (id INTEGER, v INTEGER)",
+        rows=("INSERT INTO t VALUES (?, ?)", [(i, i) for i in range(70_000)] + [(0, "twelve")]),
+    )
+    src = source(path)
+    [table] = src.discover()
+
+    with pytest.raises(SourceError, match='column "v": expected an integer'):
+        read_rows(src, table)
+
+
+def test_columns_starting_with_nulls_keep_their_types(tmp_path: Path) -> None:
+    """The driver infers types from values: a first batch of NULLs must not make them int64."""
+    path = make_db(
+        tmp_path / "db.sqlite",
+        "CREATE TABLE t (s TEXT, r REAL, b BLOB, d DATE)",
+        rows=(
+            "INSERT INTO t VALUES (?, ?, ?, ?)",
+            [(None, None, None, None)] * 70_000 + [("x", 0.5, b"\x01", "2024-01-01")],
+        ),
+    )
+    src = source(path)
+    [table] = src.discover()
+
+    rows = read_rows(src, table)
+
+    assert rows[-1] == {"s": "x", "r": 0.5, "b": b"\x01", "d": date(2024, 1, 1)}
+    assert rows[0] == dict.fromkeys(rows[0])
 
 
 def test_hostile_identifiers_are_quoted_everywhere(tmp_path: Path) -> None:
