@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from refresh.sources.base import SourceError
 
@@ -33,7 +33,7 @@ class ReadStopper:
             self._requested = True
             actions, self._pending = self._pending, []
         for action in actions:
-            action()
+            _best_effort(action)
 
     @contextmanager
     def on_interrupt(self, action: Callable[[], None]) -> Iterator[None]:
@@ -46,7 +46,7 @@ class ReadStopper:
             if not already:
                 self._pending.append(action)
         if already:
-            action()
+            _best_effort(action)
         try:
             yield
         finally:
@@ -72,3 +72,10 @@ class ReadStopper:
             if self._requested:
                 raise SourceError(INTERRUPTED) from None
             raise
+
+
+def _best_effort(action: Callable[[], None]) -> None:
+    # The interrupting thread (the stall watchdog) must go on whatever a driver's cancel raises:
+    # the read fails either way, by the cancel or by being abandoned.
+    with suppress(Exception):
+        action()
