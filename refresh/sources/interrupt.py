@@ -2,8 +2,9 @@
 
 The stall watchdog calls ``interrupt`` from its own thread while the refresh thread is blocked in
 a driver call. Each read registers the actions that unblock it (kill a child process, cancel a
-query, shut a socket) for as long as it runs; ``interrupt`` runs them, once each, and remembers
-that it was asked, so a read that reaches a batch boundary, or starts afterwards, stops too.
+query) for as long as it runs; every ``interrupt`` runs them (they are idempotent: a repeated
+call catches a query that had not reached the driver yet at the first one), and remembers that it
+was asked, so a read that reaches a batch boundary, or starts afterwards, stops too.
 """
 
 from __future__ import annotations
@@ -21,38 +22,41 @@ class ReadStopper:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._requested = False
-        self._pending: list[Callable[[], None]] = []
+        self._actions: list[Callable[[], None]] = []
 
     @property
     def requested(self) -> bool:
         return self._requested
 
+    @property
+    def reading(self) -> bool:
+        """Whether a read is registered (in the driver, or between its batches)."""
+        return bool(self._actions)
+
     def interrupt(self) -> None:
         """Ask every registered read to stop; thread-safe, idempotent, as fast as the actions."""
         with self._lock:
             self._requested = True
-            actions, self._pending = self._pending, []
+            actions = list(self._actions)
         for action in actions:
             _best_effort(action)
 
     @contextmanager
     def on_interrupt(self, action: Callable[[], None]) -> Iterator[None]:
-        """Run ``action`` if an interrupt comes while the block runs (at once if one came before).
+        """Run ``action`` on each interrupt while the block runs (at once if one came before).
 
-        ``action`` runs in the interrupting thread, at most once, and must not block for long.
+        ``action`` runs in the interrupting thread; it must be idempotent and not block for long.
         """
         with self._lock:
+            self._actions.append(action)
             already = self._requested
-            if not already:
-                self._pending.append(action)
         if already:
             _best_effort(action)
         try:
             yield
         finally:
             with self._lock:
-                if action in self._pending:
-                    self._pending.remove(action)
+                self._actions.remove(action)
 
     def check(self) -> None:
         """Raise at a batch boundary once an interrupt was asked."""
