@@ -86,8 +86,13 @@ def timed_command(command: list[str]) -> Run:
     return Run(time.perf_counter() - started, usage.ru_maxrss / 1024, "")
 
 
-def service_client(work: Path, catalog_url: str | None = None) -> FlaskClient:
-    """The API with the embedded defaults under ``work`` (or the given catalog), migrated."""
+def service_client(
+    work: Path, catalog_url: str | None = None, file_sources_dir: Path | None = None
+) -> FlaskClient:
+    """The API with the embedded defaults under ``work`` (or the given catalog), migrated.
+
+    ``file_sources_dir`` is where file sources (SQLite) may be; by default ``work``.
+    """
     from app import create_app
     from config import load_settings
     from refresh.api.context import EXTENSION
@@ -97,6 +102,7 @@ def service_client(work: Path, catalog_url: str | None = None) -> FlaskClient:
         "DATABASE_URL": catalog_url or f"sqlite:///{work}/catalog.db",
         "CACHE_URL": f"file://{work}/cache",
         "SECRET_KEY": "bench",
+        "FILE_SOURCES_DIR": str(file_sources_dir or work),
     }
     app = create_app(load_settings(environ))
     upgrade(app.extensions[EXTENSION].catalog)
