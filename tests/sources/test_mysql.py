@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import gc
+import json
 import secrets
+import signal
+import subprocess
+import sys
 import threading
 import time
+from contextlib import suppress
 from datetime import UTC, date, datetime
 from datetime import time as clock
 from decimal import Decimal
+from pathlib import Path
 
 import pyarrow as pa
 import pymysql
 import pytest
 
 from refresh.sources import build_source
-from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source, SourceError
+from refresh.sources.base import Column, DiscoveredTable, Source, SourceError
+from refresh.sources.mysql import READ_BATCH_ROWS
+from tests.support.paths import ROOT
 from tests.support.proxy import pausable_proxy
 from tests.support.services import Database, MariaDBServer
 from tests.support.source_kinds import wait_until_reading
@@ -173,7 +181,7 @@ def test_abandoned_stream_is_interrupted_cleanly(
     [table] = my.discover()
 
     with my.read(table) as batches:
-        assert next(batches).num_rows == BATCH_ROWS
+        assert next(batches).num_rows == READ_BATCH_ROWS
     gc.collect()
 
     assert [t.table_name for t in my.discover()] == ["big"]  # the server is still fine
@@ -312,3 +320,106 @@ def test_interrupt_ends_a_read_from_a_frozen_host(
             with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
                 for thread_id in running_reads(mariadb, mysql_source):
                     cur.execute("KILL QUERY %s", (thread_id,))
+
+
+def reader_processes(parent: int | str = "self") -> list[int]:
+    """Pids of ``parent``'s children running the connectorx reader (``cx_child.py``)."""
+    children = []
+    for task in Path(f"/proc/{parent}/task").iterdir():
+        with suppress(FileNotFoundError):  # a thread that ended meanwhile
+            children += (task / "children").read_text().split()
+    readers = []
+    for pid in children:
+        with suppress(FileNotFoundError):
+            if b"cx_child.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                readers.append(int(pid))
+    return readers
+
+
+def process_state(pid: int) -> str:
+    """The one-letter state of ``pid`` (``T`` stopped, ``Z`` zombie), ``gone`` once reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+
+# 30 MB: enough to fill the reader's pipe many times over.
+BIG_TABLE = "CREATE TABLE big AS SELECT seq AS id, REPEAT('x', 100) AS pad FROM seq_1_to_300000"
+
+
+def test_reader_is_paused_while_nobody_reads_and_loses_no_row(
+    mariadb: MariaDBServer, mysql_source: Database
+) -> None:
+    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
+        cur.execute(BIG_TABLE)
+    my = source(mysql_source)
+    [table] = my.discover()
+
+    with my.read(table) as batches:
+        ids = next(batches).column("id").to_pylist()
+        [reader] = reader_processes()
+        # connectorx would go on reading into memory; the full pipe gets it paused instead.
+        poll(lambda: process_state(reader) == "T")
+        for batch in batches:
+            ids += batch.column("id").to_pylist()
+
+    assert sorted(ids) == list(range(1, 300_001))
+
+
+def test_password_reaches_the_reader_on_stdin_only(
+    mariadb: MariaDBServer, mysql_user: tuple[Database, str]
+) -> None:
+    db, password = mysql_user
+    with mariadb.connect(db) as conn, conn.cursor() as cur:
+        cur.execute(BIG_TABLE)
+    my = source(db, password)
+    [table] = my.discover(only=[(db.database, "big")])
+
+    with my.read(table) as batches:
+        next(batches)
+        [reader] = reader_processes()
+        poll(lambda: process_state(reader) == "T")  # still there: paused, as nobody reads
+        for what in ("cmdline", "environ"):
+            with open(f"/proc/{reader}/{what}", "rb") as exposed:
+                assert password.encode() not in exposed.read()
+
+
+READ_THEN_HANG = """
+import json, sys
+from refresh.sources import build_source
+source = build_source("mysql", json.loads(sys.argv[1]), None, connect_timeout=5)
+[table] = source.discover()
+with source.read(table) as batches:
+    next(batches)
+    print("reading", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_paused_reader_dies_with_a_killed_worker(
+    mariadb: MariaDBServer, mysql_source: Database
+) -> None:
+    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
+        cur.execute(BIG_TABLE)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", READ_THEN_HANG, json.dumps(mysql_source.config())],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        assert worker.stdout.readline() == "reading\n"
+        [reader] = reader_processes(worker.pid)
+        poll(lambda: process_state(reader) == "T")
+
+        worker.send_signal(signal.SIGKILL)
+
+        poll(lambda: process_state(reader) in ("gone", "Z"))  # PID 1 may not reap it at once
+        poll(lambda: not running_reads(mariadb, mysql_source))
+    finally:
+        worker.kill()
+        worker.wait()
