@@ -170,6 +170,91 @@ def test_time_outside_a_day_fails_naming_the_column(
         read_rows(my, table)
 
 
+@pytest.mark.parametrize(
+    ("column_type", "value"),
+    [
+        ("datetime", "0000-00-00 00:00:00"),
+        ("date", "0000-00-00"),
+        ("timestamp NULL", "0000-00-00 00:00:00"),
+        ("date", "2024-00-10"),
+        ("datetime(6)", "2024-05-00 12:00:00.5"),
+        ("date", "2024-02-30"),
+    ],
+)
+def test_zero_or_impossible_date_fails_naming_the_column(
+    mariadb: MariaDBServer, mysql_source: Database, column_type: str, value: str
+) -> None:
+    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
+        # MariaDB's default SQL mode takes zero dates; impossible days need ALLOW_INVALID_DATES.
+        cur.execute("SET SESSION sql_mode = 'ALLOW_INVALID_DATES'")
+        cur.execute(f"CREATE TABLE t (id int, fine date, d {column_type})")
+        cur.execute("INSERT INTO t SELECT seq, '2024-01-01', '2024-01-01' FROM seq_1_to_40000")
+        cur.execute("UPDATE t SET d = %s WHERE id = 30000", (value,))
+    my = source(mysql_source)
+    [table] = my.discover()
+
+    with pytest.raises(SourceError, match=r'column "d": .* is not a valid date') as failed:
+        read_rows(my, table)
+
+    assert str(failed.value).startswith(f'column "d": \'{value[:10]}')
+
+
+@pytest.mark.parametrize("collation", ["utf8mb4_bin", "utf8mb4_unicode_ci", "latin1_swedish_ci"])
+def test_text_reads_exactly_whatever_its_collation(
+    mariadb: MariaDBServer, mysql_source: Database, collation: str
+) -> None:
+    charset = collation.split("_", 1)[0]
+    text = "café" if charset == "latin1" else TEXT
+    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"""CREATE TABLE t (c char(4), vc varchar(60), tt tinytext, t text, mt mediumtext,
+                    lt longtext, e enum('café', 'x'), s set('café', 'x'))
+                CHARACTER SET {charset} COLLATE {collation}"""
+        )
+        cur.execute(
+            "INSERT INTO t VALUES (%s, %s, %s, %s, %s, %s, 'café', 'café,x')",
+            ("café", text, text, text, text, text),
+        )
+        cur.execute("INSERT INTO t () VALUES ()")
+    my = source(mysql_source)
+    [table] = my.discover()
+
+    rows = read_rows(my, table)
+
+    assert rows[0] == {
+        "c": "café", "vc": text, "tt": text, "t": text, "mt": text, "lt": text,
+        "e": "café", "s": "café,x",
+    }  # fmt: skip
+    assert rows[1] == dict.fromkeys(rows[0])
+
+
+# Every decimal128 and decimal256 width edge, scale 0 to the largest MySQL allows (30), read
+# through MySQL's own text.
+DECIMALS = [(1, 0), (1, 1), (18, 4), (28, 10), (29, 0), (38, 0), (38, 30), (39, 0), (65, 30)]
+
+
+def test_decimals_are_exact_at_every_precision_and_scale(
+    mariadb: MariaDBServer, mysql_source: Database
+) -> None:
+    extremes = [Decimal(f"{'9' * (p - s)}.{'9' * s}" if s else "9" * p) for p, s in DECIMALS]
+    columns = ", ".join(f"d{p}_{s} decimal({p}, {s})" for p, s in DECIMALS)
+    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE t ({columns})")
+        cur.execute(f"INSERT INTO t VALUES ({', '.join(['%s'] * len(DECIMALS))})", extremes)
+        cur.execute(
+            f"INSERT INTO t VALUES ({', '.join(['%s'] * len(DECIMALS))})",
+            [v.copy_negate() for v in extremes],
+        )
+    my = source(mysql_source)
+    [table] = my.discover()
+
+    rows = read_rows(my, table)
+
+    assert [list(row.values()) for row in rows] == [extremes, [v.copy_negate() for v in extremes]]
+    for (p, s), kind in zip(DECIMALS, types_of(table).values(), strict=True):
+        assert (kind.precision, kind.scale) == (p, s)
+
+
 # PyMySQL reports a half-read stream from __del__ hooks: "error" turns that report into a failure.
 @pytest.mark.filterwarnings("error")
 def test_abandoned_stream_is_interrupted_cleanly(
