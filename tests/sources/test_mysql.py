@@ -302,6 +302,12 @@ def test_wrong_password_is_a_source_error_without_the_password(
         assert error.__cause__ is None
 
 
+def test_connections_share_one_tls_context(mysql_source: Database) -> None:
+    my = source(mysql_source)
+    with my.connect() as first, my.connect() as second:
+        assert first.ctx is second.ctx  # built once: it costs more than the rest of a handshake
+
+
 def test_session_is_read_only(mysql_source: Database) -> None:
     with (
         source(mysql_source).connect() as conn,
