@@ -1,6 +1,7 @@
 """Data refresh of the reference ``orders`` table from MariaDB and SQLite, beside connectorx.
 
     python -m bench.native_refresh [--rows 1000000] [--repeat 3] [--keep] [--skip-generic]
+                                   [--engine mysql|sqlite]
 
 The PostgreSQL ``orders`` of ``bench/orders.sql`` is the one generator: its rows are copied into
 MariaDB (``LOAD DATA LOCAL INFILE`` of a ``COPY ... csv``) and into a SQLite file, whose own
@@ -13,6 +14,8 @@ times (medians reported), each in a fresh process:
 - connectorx 0.4.6 alone: ``read_sql(return_type="arrow")`` + ``pyarrow.parquet.write_table``
   (zstd), the recipe of the issue, and its streaming form (``arrow_stream`` + ``ParquetWriter``);
 - with ``--skip-generic`` not given, the generic ``sqlalchemy`` source on the same tables.
+
+``--engine`` measures one engine only (the copies of both are still made and checked).
 
 Every Parquet copy is checked against PostgreSQL's checksums (DuckDB on the copy).
 """
@@ -79,6 +82,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="interleaved runs (median shown)")
     parser.add_argument("--keep", action="store_true", help="keep (and reuse) the source tables")
     parser.add_argument("--skip-generic", action="store_true", help="skip the sqlalchemy source")
+    parser.add_argument("--engine", choices=["mysql", "sqlite"], help="measure this engine only")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -106,6 +110,8 @@ def main() -> None:
                 f"mysql+pymysql://{mysql_url(name)[8:]}",
             ]
             paths["generic sqlalchemy", "sqlite"] = ["generic", f"sqlite:///{sqlite_path(name)}"]
+        if args.engine:
+            paths = {key: child for key, child in paths.items() if key[1] == args.engine}
         runs: dict[tuple[str, str], list[dict]] = {key: [] for key in paths}
         for attempt in range(args.repeat):
             for key, child in paths.items():

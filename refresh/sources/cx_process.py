@@ -47,7 +47,7 @@ from refresh.sources.base import SourceError
 # Kept from the child's stderr: enough for its failure line after any driver noise (a panic's
 # backtrace when RUST_BACKTRACE is set, log lines of the connection pool).
 _STDERR_LINES = 200
-# A pipe of 64 KiB wakes the reader for every few rows of a 5 MB batch; 1 MiB cuts the switches.
+# A pipe of 64 KiB wakes the reader every few hundred rows; 1 MiB (about a batch) cuts the switches.
 _PIPE_BYTES = 1024 * 1024
 # How often the flow control looks at the pipe: what the child produces meanwhile is what it may
 # buffer beyond the pipe (a fraction of a batch).
