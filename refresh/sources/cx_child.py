@@ -31,16 +31,15 @@ _PR_SET_PDEATHSIG = 1
 def main() -> None:
     with suppress(AttributeError, OSError):  # not on Linux: no prctl
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    # Imported while the parent prepares the request; pyarrow runs without numpy.
-    sys.modules["numpy"] = None  # type: ignore[assignment]
-    import connectorx
-    import pyarrow as pa
-
-    request = json.load(sys.stdin)
-    if os.getppid() != request["parent_pid"]:  # the parent died before PR_SET_PDEATHSIG
-        sys.exit(1)
-    out = _Stdout()
+    sys.modules["numpy"] = None  # type: ignore[assignment]  # pyarrow then runs without it
     try:
+        # Imported while the parent prepares the request.
+        import connectorx
+        import pyarrow as pa
+
+        request = json.load(sys.stdin)
+        if os.getppid() != request["parent_pid"]:  # it died before PR_SET_PDEATHSIG took effect
+            return
         reader = connectorx.read_sql(
             request["url"],
             request["query"],
@@ -48,7 +47,7 @@ def main() -> None:
             batch_size=request["batch_rows"],
             pre_execution_query=request["setup"] or None,
         )
-        with pa.ipc.new_stream(out, reader.schema) as writer:
+        with pa.ipc.new_stream(_Stdout(), reader.schema) as writer:
             for batch in reader:
                 writer.write_batch(batch)
     except BrokenPipeError:  # the parent stopped reading: nothing left to tell it
