@@ -10,14 +10,16 @@ times (medians reported), each in a fresh process:
 
 - the service: ``POST /refresh`` (mode 3) with the embedded defaults; its in-process time, the
   CPU time (user + sys) of the process and its children, and the peak RSS of the service
-  process "+" that of its largest child (MySQL's connectorx reader process);
+  process "+" that of its largest child (MySQL's connectorx reader process); for MySQL also on
+  the table's first 10 rows, the fixed cost a connection of many small tables pays per table;
 - connectorx 0.4.6 alone: ``read_sql(return_type="arrow")`` + ``pyarrow.parquet.write_table``
   (zstd), the recipe of the issue, and its streaming form (``arrow_stream`` + ``ParquetWriter``);
 - with ``--skip-generic`` not given, the generic ``sqlalchemy`` source on the same tables.
 
 ``--engine`` measures one engine only (the copies of both are still made and checked).
 
-Every Parquet copy is checked against PostgreSQL's checksums (DuckDB on the copy).
+Every Parquet copy is checked against PostgreSQL's checksums (DuckDB on the copy), the 10-row
+one by its row count.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ from bench.common import PG, ROOT, psql, run_child, scratch_database, service_cl
 from bench.data_refresh import CHECKSUMS_PG
 
 MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root"}
+# The first rows of orders in MariaDB: a refresh's fixed cost, which a connection of many small
+# tables pays per table.
+SMALL, SMALL_ROWS = "orders_small", 10
 WORK = ROOT / "var" / "bench"
 
 # The PostgreSQL rows as MariaDB and SQLite take them: timestamps as UTC text, booleans as 0/1.
@@ -94,6 +99,7 @@ def main() -> None:
         expected = prepare(database, args.rows, args.keep)
         paths = {
             ("service", "mysql"): ["service", "mysql", name],
+            (f"service, {SMALL_ROWS} rows", "mysql"): ["service", "mysql", name, SMALL],
             ("service", "sqlite"): ["service", "sqlite", str(sqlite_path(name))],
             ("connectorx arrow", "mysql"): ["cx", "arrow", mysql_url(name)],
             ("connectorx arrow", "sqlite"): ["cx", "arrow", f"sqlite://{sqlite_path(name)}"],
@@ -138,6 +144,10 @@ def prepare(database: str, rows: int, keep: bool) -> tuple:
     with admin_mysql(database) as conn, conn.cursor() as cur:
         cur.execute(CHECKSUMS_MYSQL)
         in_mysql = list(cur.fetchone())
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {SMALL} AS "
+            f"SELECT * FROM orders ORDER BY id LIMIT {SMALL_ROWS}"
+        )
     *in_sqlite, seconds, micros = (
         sqlite3.connect(sqlite_path(database)).execute(CHECKSUMS_SQLITE).fetchone()
     )
@@ -212,14 +222,19 @@ def mysql_url(database: str) -> str:
 def measure(child: list[str], expected: tuple) -> dict:
     run = run_child("-m", "bench.native_refresh", "--child", *child)
     report = json.loads(run.stdout)
-    check(report["parquet"], expected)
+    check(report["parquet"], expected if SMALL not in child else None)
     return report
 
 
-def check(parquet: str, expected: tuple) -> None:
+def check(parquet: str, expected: tuple | None) -> None:
+    """The copy against the source's checksums; the small table only by its row count."""
     import duckdb
 
-    actual = duckdb.connect().execute(CHECKSUMS_PARQUET, [parquet]).fetchone()
+    if expected is None:
+        sql, expected = "SELECT count(*) FROM read_parquet(?)", (SMALL_ROWS,)
+    else:
+        sql = CHECKSUMS_PARQUET
+    actual = duckdb.connect().execute(sql, [parquet]).fetchone()
     if tuple(actual) != tuple(expected):
         raise SystemExit(f"checksums differ:\n source  {expected}\n parquet {actual}")
 
@@ -237,13 +252,15 @@ def print_table(rows: int, runs: dict[tuple[str, str], list[dict]]) -> None:
         child = statistics.median(r.get("child_mb", 0) for r in results)
         total = statistics.median(r.get("total_mb") or r["peak_mb"] for r in results)
         memory = f"{peak:.0f}+{child:.0f}MB" if child else f"{peak:.0f}MB"
+        small = path.endswith(f"{SMALL_ROWS} rows")
         ratios = []
         for reference in ("connectorx arrow", "connectorx arrow_stream"):
             base = statistics.median(r["seconds"] for r in runs[reference, engine])
-            ratios.append(base / seconds)
+            ratios.append("-" if small else f"{base / seconds:.2f}x")
         print(
-            f"{path:24} {engine:7} {seconds:>8.2f} {cpu:>6.2f} {rows / seconds:>10,.0f} "
-            f"{memory:>10} {total:>6.0f}MB {ratios[0]:>11.2f}x {ratios[1]:>12.2f}x"
+            f"{path:24} {engine:7} {seconds:>8.2f} {cpu:>6.2f} "
+            f"{(SMALL_ROWS if small else rows) / seconds:>10,.0f} "
+            f"{memory:>10} {total:>6.0f}MB {ratios[0]:>12} {ratios[1]:>13}"
         )
 
 
@@ -306,7 +323,7 @@ class ChildMemory(threading.Thread):
         self.join()
 
 
-def child_service(engine: str, target: str) -> None:
+def child_service(engine: str, target: str, table: str = "orders") -> None:
     """The service's own code path in a fresh process, embedded defaults in a temp dir."""
     if engine == "mysql":
         source = {"source_type": "mysql", "config": {**MYSQL, "database": target}}
@@ -316,26 +333,26 @@ def child_service(engine: str, target: str) -> None:
     else:
         source = {"source_type": "sqlalchemy", "config": {"url": target}}
         schema = target.rsplit("/", 1)[1] if target.startswith("mysql") else "main"
-    refresh(source, schema)
+    refresh(source, schema, table)
 
 
 def child_generic(url: str) -> None:
     child_service("generic", url)
 
 
-def refresh(source: dict, schema: str) -> None:
+def refresh(source: dict, schema: str, table: str) -> None:
     from refresh.storage.filesystem import file_url_path
 
     client = service_client(Path(tempfile.mkdtemp(prefix="bench-native-")), file_sources_dir=WORK)
     response = client.post("/connections", json={"name": "bench", **source})
     assert response.status_code == 201, response.get_json()
-    body = {"connection_id": "bench", "schema_name": schema, "table_name": "orders", "data": True}
+    body = {"connection_id": "bench", "schema_name": schema, "table_name": table, "data": True}
     before = _usage()
     with ChildMemory() as memory:
         response = client.post("/refresh", json=body)
     assert response.status_code == 200, response.get_json()
     after = _usage()
-    path = client.get(f"/connections/bench/tables/{schema}/orders").get_json()["current_path"]
+    path = client.get(f"/connections/bench/tables/{schema}/{table}").get_json()["current_path"]
     print(
         json.dumps(
             {
