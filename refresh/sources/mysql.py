@@ -301,8 +301,8 @@ class MySQLSource(Source):
     def _invalid_date(self, table: DiscoveredTable, marker: str) -> SourceError | None:
         """The error naming the first natively read column holding a zero or impossible date.
 
-        None when no such value is there any more (changed since): the child's own message then
-        stands, which shows the value but not the column.
+        None when no such value is there any more (changed since) or the query fails: the
+        child's own message then stands, which shows the value but not the column.
         """
         dates = [column for column in table.columns if _native_temporal(column)]
         if not dates:
@@ -313,13 +313,16 @@ class MySQLSource(Source):
             f"SELECT /* {marker} */ {', '.join(invalid)}, {values} FROM {_table_name(table)} "
             f"WHERE {' OR '.join(invalid)} LIMIT 1"
         )
-        with (
-            source_errors(self._secrets, _DRIVER_ERRORS),
-            closing(self.connect()) as connection,
-            connection.cursor() as cursor,
-        ):
-            cursor.execute(sql)
-            row = cursor.fetchone()
+        try:
+            with (
+                source_errors(self._secrets, _DRIVER_ERRORS),
+                closing(self.connect()) as connection,
+                connection.cursor() as cursor,
+            ):
+                cursor.execute(sql)
+                row = cursor.fetchone()
+        except SourceError:
+            return None
         if row is None:
             return None
         flags, texts = row[: len(dates)], row[len(dates) :]
