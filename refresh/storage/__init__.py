@@ -12,6 +12,7 @@ from refresh.storage.base import (
     CacheWriteHandle,
     Storage,
     StorageError,
+    VersionDirectory,
     encode_identifier,
 )
 from refresh.storage.filesystem import FilesystemStorage, file_url_path
@@ -26,6 +27,7 @@ __all__ = [
     "S3Storage",
     "Storage",
     "StorageError",
+    "VersionDirectory",
     "encode_identifier",
     "open_storage",
 ]
