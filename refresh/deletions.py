@@ -85,7 +85,8 @@ class DeletionRun:
     failed: int = 0  # will be retried by a later run
     given_up: int = 0
     deferred: int = 0  # unreadable ``delete_after``
-    still_in_use: int = 0  # dropped from the queue: the catalog uses the directory
+    current: int = 0  # dropped from the queue: a table's current version
+    being_written: int = 0  # left for a later run: a refresh is writing it
 
 
 @dataclass(frozen=True)
@@ -123,8 +124,14 @@ def process_pending_deletions(rt: Runtime) -> DeletionRun:
 
 
 def _claim(rt: Runtime, token: str, after_id: int, run: DeletionRun) -> list[_Claimed]:
-    """Claim the next due rows after ``after_id``. Rows whose directory the catalog still uses
-    (a table's current version, a refresh writing it) are dropped from the queue instead."""
+    """Claim the next due rows after ``after_id``, except those whose directory is in use.
+
+    A table's current version is dropped from the queue: kept, the row would still be due when the
+    version is superseded later, and the directory would go without its grace period. A version a
+    refresh is writing is left for a later run: the refresh may fail and need it deleted. Neither
+    happens but in a race (the orphan sweep with a tiny ``ORPHAN_MIN_AGE_SECONDS``, a failing
+    refresh queueing its directory just before it records its failure).
+    """
     dialect = rt.catalog.dialect
     while True:
         now = utcnow()
@@ -150,18 +157,21 @@ def _claim(rt: Runtime, token: str, after_id: int, run: DeletionRun) -> list[_Cl
             ).all()
             if not rows:
                 return []
-            in_use = _in_use(session, [row.path for row in rows])
-            if in_use:
-                session.execute(delete(PendingDeletion).where(PendingDeletion.path.in_(in_use)))
-            claimed = [row for row in rows if row.path not in in_use]
+            current, writing = _in_use(session, [row.path for row in rows])
+            if current:
+                session.execute(delete(PendingDeletion).where(PendingDeletion.path.in_(current)))
+            claimed = [row for row in rows if row.path not in current | writing]
             session.execute(
                 update(PendingDeletion)
                 .where(PendingDeletion.id.in_([row.id for row in claimed]))
                 .values(claim_token=token, claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
             )
-        for path in in_use:
-            log.warning("not deleting %s: the catalog still uses it; dropped from the queue", path)
-        run.still_in_use += len(in_use)
+        for path in current:
+            log.warning("not deleting %s: it is a table's current version; dropped", path)
+        for path in writing:
+            log.info("not deleting %s yet: a refresh is writing it", path)
+        run.current += len(current)
+        run.being_written += len(writing)
         if claimed:
             return [
                 _Claimed(row.id, row.path, row.retry_count, _read_timestamp(row.stored), row.stored)
@@ -170,12 +180,15 @@ def _claim(rt: Runtime, token: str, after_id: int, run: DeletionRun) -> list[_Cl
         after_id = rows[-1].id
 
 
-def _in_use(session: Session, paths: list[str]) -> set[str]:
-    current = select(Table.current_path).where(Table.current_path.in_(paths))
-    writing = select(TableVersion.path).where(
-        TableVersion.path.in_(paths), TableVersion.status == VersionStatus.WRITING
+def _in_use(session: Session, paths: list[str]) -> tuple[set[str], set[str]]:
+    """Which of ``paths`` are a table's current version, and which a refresh is writing."""
+    current = session.scalars(select(Table.current_path).where(Table.current_path.in_(paths)))
+    writing = session.scalars(
+        select(TableVersion.path).where(
+            TableVersion.path.in_(paths), TableVersion.status == VersionStatus.WRITING
+        )
     )
-    return set(session.scalars(current.union(writing)))
+    return set(current), set(writing)
 
 
 def _process(rt: Runtime, token: str, row: _Claimed, run: DeletionRun) -> None:

@@ -13,10 +13,10 @@ from sqlalchemy import func, select, text, update
 
 from config import Settings
 from refresh import deletions
-from refresh.catalog import PendingDeletion, utcnow
+from refresh.catalog import PendingDeletion, TableVersion, utcnow
 from refresh.deletions import DeletionRun, process_pending_deletions
 from refresh.runtime import Runtime
-from refresh.storage import Storage
+from refresh.storage import DATA_FILE, Storage
 from tests.support.backends import Backend
 from tests.support.deletions import add_table, add_versions, history, pending, plant_versions, queue
 from tests.support.markers import both_catalogs, both_storages
@@ -160,15 +160,20 @@ def test_a_directory_the_catalog_uses_is_never_deleted(
     add_versions(rt, table_id, [writing], "writing")
     queue(rt, [current, writing], delete_after=utcnow())
 
-    assert process_pending_deletions(rt) == DeletionRun(still_in_use=2)
+    assert process_pending_deletions(rt) == DeletionRun(current=1, being_written=1)
 
     assert cache.holds(current)
     assert cache.holds(writing)
-    assert pending(rt) == {}
-    assert sorted(messages(caplog, logging.WARNING)) == sorted(
-        f"not deleting {url}: the catalog still uses it; dropped from the queue"
-        for url in (current, writing)
-    )
+    assert list(pending(rt)) == [writing]
+    (warning,) = messages(caplog, logging.WARNING)
+    assert warning == f"not deleting {current}: it is a table's current version; dropped"
+
+    with rt.catalog.session() as session:  # the refresh failed: its directory must go
+        session.execute(
+            update(TableVersion).values(status="failed").where(TableVersion.path == writing)
+        )
+    assert process_pending_deletions(rt) == DeletionRun(deleted=1)
+    assert cache.files() == {f"{cache.relative(current)}/{DATA_FILE}"}
 
 
 @both_catalogs

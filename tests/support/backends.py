@@ -53,11 +53,11 @@ class Backend(ABC):
 
     def holds(self, url: str) -> bool:
         """Whether anything is stored under the directory ``url``."""
-        below = f"{self._relative(url)}/"
+        below = f"{self.relative(url)}/"
         return any(name.startswith(below) for name in self.files())
 
     @abstractmethod
-    def _relative(self, url: str) -> str:
+    def relative(self, url: str) -> str:
         """The path of ``url`` relative to the root, as ``files()`` names it."""
 
     @abstractmethod
@@ -84,9 +84,14 @@ class FilesystemBackend(Backend):
         self.storage = open_storage((area / ROOT).as_uri(), None)
 
     def everything(self) -> set[str]:
-        return {p.relative_to(self.area).as_posix() for p in self.area.rglob("*") if p.is_file()}
+        """os.walk, not rglob: a directory deleted meanwhile (by a scheduler) is skipped."""
+        return {
+            (Path(directory) / name).relative_to(self.area).as_posix()
+            for directory, _, names in os.walk(self.area)
+            for name in names
+        }
 
-    def _relative(self, url: str) -> str:
+    def relative(self, url: str) -> str:
         return Path(url2pathname(urlsplit(url).path)).relative_to(self.area / ROOT).as_posix()
 
     @contextmanager
@@ -141,7 +146,7 @@ class S3Backend(Backend):
         pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket)
         return {upload["Key"] for page in pages for upload in page.get("Uploads", [])}
 
-    def _relative(self, url: str) -> str:
+    def relative(self, url: str) -> str:
         return url.removeprefix(f"s3://{self.bucket}/{ROOT}/")
 
     @contextmanager
