@@ -15,7 +15,6 @@ from tests.support.backends import Backend
 from tests.support.deletions import history, moment_gone, pending, plant_versions, queue
 from tests.support.services import Database, PostgresServer
 from tests.support.workers import wait_until
-from tests.workers.conftest import StartWorkers
 
 # Each storage once, each catalog once: the processes are slow to start.
 pytestmark = pytest.mark.parametrize(
@@ -33,7 +32,7 @@ class TestEveryInterval:
         client: FlaskClient,
         rt: Runtime,
         cache: Backend,
-        workers: StartWorkers,
+        workers: Callable[..., AbstractContextManager],
         scheduler: Callable[[], AbstractContextManager],
         postgres: PostgresServer,
         pg_source: Database,
@@ -66,7 +65,7 @@ class TestAtStartUp:
         self,
         rt: Runtime,
         cache: Backend,
-        workers: StartWorkers,
+        workers: Callable[..., AbstractContextManager],
         scheduler: Callable[[], AbstractContextManager],
     ) -> None:
         urls = plant_versions(cache, 3)
