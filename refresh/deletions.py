@@ -39,7 +39,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from refresh.catalog import PendingDeletion, Table, TableVersion, VersionStatus, utcnow
-from refresh.errors import public_message
 from refresh.runtime import Runtime
 from refresh.storage import StorageError
 
@@ -110,21 +109,25 @@ def process_pending_deletions(rt: Runtime) -> DeletionRun:
     run = DeletionRun()
     token = secrets.token_hex(16)
     after_id = 0
-    while batch := _claim(rt, token, after_id, run):
+    while True:
+        batch, after_id = _claim(rt, token, after_id, run)
+        if not batch:
+            break
         stop_at = time.monotonic() + CLAIM_SECONDS - CLAIM_MARGIN_SECONDS
-        for row in batch:
-            if time.monotonic() > stop_at:  # slow storage: claim the rest afresh
-                _release(rt, token, [r.id for r in batch if r.id > after_id])
+        for position, row in enumerate(batch):
+            if position and time.monotonic() > stop_at:  # a slow storage: claim the rest afresh
+                _release(rt, token, [r.id for r in batch[position:]])
+                after_id = row.id - 1
                 break
             _process(rt, token, row, run)
-            after_id = row.id
     if run != DeletionRun():
         log.info("pending deletions processed: %s", run)
     return run
 
 
-def _claim(rt: Runtime, token: str, after_id: int, run: DeletionRun) -> list[_Claimed]:
-    """Claim the next due rows after ``after_id``, except those whose directory is in use.
+def _claim(rt: Runtime, token: str, after_id: int, run: DeletionRun) -> tuple[list[_Claimed], int]:
+    """Claim the next due rows after ``after_id``, except those whose directory is in use;
+    returns them and the id to continue after (none claimed: nothing is left).
 
     A table's current version is dropped from the queue: kept, the row would still be due when the
     version is superseded later, and the directory would go without its grace period. A version a
@@ -156,7 +159,7 @@ def _claim(rt: Runtime, token: str, after_id: int, run: DeletionRun) -> list[_Cl
                 .with_for_update(skip_locked=True)
             ).all()
             if not rows:
-                return []
+                return [], after_id
             current, writing = _in_use(session, [row.path for row in rows])
             if current:
                 session.execute(delete(PendingDeletion).where(PendingDeletion.path.in_(current)))
@@ -172,12 +175,12 @@ def _claim(rt: Runtime, token: str, after_id: int, run: DeletionRun) -> list[_Cl
             log.info("not deleting %s yet: a refresh is writing it", path)
         run.current += len(current)
         run.being_written += len(writing)
+        after_id = rows[-1].id
         if claimed:
             return [
                 _Claimed(row.id, row.path, row.retry_count, _read_timestamp(row.stored), row.stored)
                 for row in claimed
-            ]
-        after_id = rows[-1].id
+            ], after_id
 
 
 def _in_use(session: Session, paths: list[str]) -> tuple[set[str], set[str]]:
@@ -198,10 +201,8 @@ def _process(rt: Runtime, token: str, row: _Claimed, run: DeletionRun) -> None:
         return
     try:
         rt.storage.delete_prefix(row.path)
-    except Exception as error:
-        if not isinstance(error, StorageError):
-            log.exception("unexpected error while deleting %s", row.path)
-        if _record_failure(rt, token, row, public_message(error)):
+    except StorageError as error:  # anything else (a job's time limit) ends the run
+        if _record_failure(rt, token, row, str(error)):
             run.given_up += 1
         else:
             run.failed += 1

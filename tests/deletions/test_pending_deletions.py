@@ -253,6 +253,23 @@ def test_the_rows_of_a_processor_killed_mid_batch_wait_until_its_claim_expires(
 
 
 @both_catalogs
+@both_storages
+def test_a_processor_short_of_claim_time_claims_the_rest_of_its_batch_afresh(
+    rt: Runtime, cache: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deletions, "CLAIM_MARGIN_SECONDS", deletions.CLAIM_SECONDS)  # no time
+    urls = plant_versions(cache, 5)
+    queue(rt, urls, delete_after=utcnow())
+    recording = Recording(rt.storage)
+
+    assert process_pending_deletions(replace(rt, storage=recording)) == DeletionRun(deleted=5)
+
+    assert recording.deleted == Counter(urls)
+    assert pending(rt) == {}
+    assert cache.files() == set()
+
+
+@both_catalogs
 def test_a_backlog_of_ten_thousand_rows_goes_in_batches_committed_as_it_goes(
     rt: Runtime, cache: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
