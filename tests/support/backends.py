@@ -100,7 +100,15 @@ class FilesystemBackend(Backend):
         attribute (``chattr +i``) for root, whom permissions do not stop."""
         directories = [p for p in (self.area / ROOT).rglob("*") if p.is_dir()]
         if os.geteuid() == 0:
-            subprocess.run(["chattr", "+i", *directories], check=True)
+            made = subprocess.run(["chattr", "+i", *directories], capture_output=True, text=True)
+            if made.returncode != 0:
+                subprocess.run(["chattr", "-i", *directories], capture_output=True)
+                pytest.fail(
+                    f"cannot make {self.area} read-only for root: chattr +i failed "
+                    f"({made.stderr.strip()}); run the tests as another user, or with a temporary "
+                    "directory on ext4 or xfs (pytest --basetemp)",
+                    pytrace=False,
+                )
         else:
             for directory in directories:
                 directory.chmod(0o555)
