@@ -279,10 +279,10 @@ def test_a_backlog_of_ten_thousand_rows_goes_in_batches_committed_as_it_goes(
     claimed: list[int] = []
     claim = deletions._claim
 
-    def counting_claim(*args: object) -> list[object]:
-        batch = claim(*args)
+    def counting_claim(*args: object) -> tuple[list[object], int]:
+        batch, after_id = claim(*args)
         claimed.append(len(batch))
-        return batch
+        return batch, after_id
 
     monkeypatch.setattr(deletions, "_claim", counting_claim)
     seen: set[int] = set()
