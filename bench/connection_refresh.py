@@ -185,7 +185,14 @@ def run_dlt(database: str) -> float:
         )
     with tempfile.TemporaryDirectory(prefix="bench-dlt-") as work:
         out, pipes = Path(work, "out"), Path(work, "pipes")
-        env = {**os.environ, "RUNTIME__LOG_LEVEL": "WARNING", "DLT_TELEMETRY_DISABLED": "1"}
+        env = {
+            **os.environ,
+            "RUNTIME__LOG_LEVEL": "ERROR",
+            "RUNTIME__DLTHUB_TELEMETRY": "false",
+            # dlt's default round-robin extraction opens every table's cursor at once: 200 tables
+            # exceed PostgreSQL's 100 connections. FIFO reads them one after the other.
+            "EXTRACT__NEXT_ITEM_MODE": "fifo",
+        }
         completed = subprocess.run(
             [str(PEERS_PYTHON), "-c", DLT_SCRIPT, database, str(out), str(pipes)],
             capture_output=True,

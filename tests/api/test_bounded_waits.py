@@ -89,6 +89,23 @@ class TestFrozenSource:
         assert statuses(client) == ["failed", "current"]  # the claim is not left writing
         assert len(cache.files()) == 1
 
+    def test_a_frozen_source_fails_a_schema_refresh_in_bounded_time(
+        self,
+        client: FlaskClient,
+        proxy: PausableProxy,
+        postgres: PostgresServer,
+        pg_source: Database,
+    ) -> None:
+        fill(postgres, pg_source, rows=10)
+        register(client, "src", "postgres", pg_source.config(port=proxy.port))
+        proxy.pause()
+        started = time.monotonic()
+        response = client.post("/refresh", json={"connection_id": "src"})
+        assert time.monotonic() - started < 30
+        message = assert_error(response, 502, "SOURCE_UNAVAILABLE")
+        assert "sent nothing for 2 s" in message
+        proxy.resume()
+
 
 class TestFrozenStorage:
     @pytest.fixture
