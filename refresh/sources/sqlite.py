@@ -1,4 +1,4 @@
-"""SQLite files, opened read-only; discovery in one query, reading through SQLAlchemy.
+"""SQLite files, opened read-only; discovery in one query, reading through ADBC's SQLite driver.
 
 SQLite columns have declared types, not types: any column may hold any value. The mapping
 (``arrow_type``) follows SQLite's own affinity rules on the declared type, after the names that
