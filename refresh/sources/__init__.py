@@ -40,6 +40,10 @@ def source_class(source_type: str) -> type[Source]:
 
 
 def build_source(
-    source_type: str, config: Mapping[str, Any], password: str | None, connect_timeout: float
+    source_type: str,
+    config: Mapping[str, Any],
+    password: str | None,
+    connect_timeout: float,
+    read_streams: int = 1,
 ) -> Source:
-    return source_class(source_type)(config, password, connect_timeout)
+    return source_class(source_type)(config, password, connect_timeout, read_streams)

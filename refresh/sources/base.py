@@ -95,11 +95,18 @@ class Source(ABC):
     config_schema: ClassVar[type[Schema]]
 
     def __init__(
-        self, config: Mapping[str, Any], password: str | None, connect_timeout: float
+        self,
+        config: Mapping[str, Any],
+        password: str | None,
+        connect_timeout: float,
+        read_streams: int = 1,
     ) -> None:
         self.config = config
         self.password = password
         self.connect_timeout = connect_timeout
+        # At most this many connections may read one table at once (SOURCE_READ_STREAMS); a
+        # source that cannot split a table reads it with one.
+        self.read_streams = read_streams
 
     @classmethod
     def split_secret(cls, config: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
