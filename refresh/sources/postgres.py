@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
 import adbc_driver_manager
-import adbc_driver_postgresql.dbapi as adbc
+import adbc_driver_postgresql
 import psycopg
 import pyarrow as pa
 from sqlalchemy.dialects.postgresql.base import PGDialect
@@ -128,8 +128,9 @@ _ADBC_STATEMENT_OPTIONS = {"adbc.postgresql.batch_size_hint_bytes": str(4 * 1024
 MIN_RANGE_PAGES = 1024
 # Ranges per stream; handed out as streams finish, so one slow range does not hold up the rest.
 _RANGES_PER_STREAM = 4
-# Batches each stream may have waiting for the writer.
-_BATCHES_PER_STREAM = 2
+# Batches each stream may have waiting for the writer (beside the one it holds): the writer has
+# read-ahead of its own, and every batch waiting is memory (4 MiB).
+_BATCHES_PER_STREAM = 1
 _POLL_SECONDS = 0.1
 
 # Whether the relation has pages to split (tables and materialized views have a ctid; views,
@@ -414,17 +415,12 @@ class _TableRead:
         try:
             with (
                 source_errors(source._secrets, _DRIVER_ERRORS),
-                adbc.connect(
-                    source._adbc_uri(),
-                    db_kwargs=_ADBC_DATABASE_OPTIONS,
-                    autocommit=snapshot is None,
-                ) as connection,
-                self.cancellable(connection.adbc_cancel),
+                adbc_connect(source._adbc_uri(), autocommit=snapshot is None) as connection,
+                self.cancellable(connection.cancel),
             ):
                 if snapshot is not None:
-                    with connection.cursor() as cursor:
-                        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                        cursor.execute(f"SET TRANSACTION SNAPSHOT {_snapshot_literal(snapshot)}")
+                    adbc_execute(connection, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    adbc_execute(connection, _import_sql(snapshot))
                 if imported is not None:
                     imported.set()
                 for select in _drain(pending):
@@ -435,18 +431,53 @@ class _TableRead:
                 imported.set()
 
     def _copy(
-        self, connection: adbc.Connection, select: str, emit: Callable[[pa.RecordBatch], bool]
+        self,
+        connection: adbc_driver_manager.AdbcConnection,
+        select: str,
+        emit: Callable[[pa.RecordBatch], bool],
     ) -> bool:
         """Stream one SELECT (binary COPY); False once the consumer stopped."""
-        with connection.cursor() as cursor:
-            cursor.adbc_statement.set_options(**_ADBC_STATEMENT_OPTIONS)
-            cursor.execute(select)
-            for batch in cursor.fetch_record_batch():
+        with adbc_query(connection, select) as reader:
+            for batch in reader:
                 # ADBC sizes batches in bytes; slices (zero-copy) keep at most BATCH_ROWS.
                 for offset in range(0, batch.num_rows, BATCH_ROWS):
                     if not emit(cast_batch(batch.slice(offset, BATCH_ROWS), self.schema)):
                         return False
         return True
+
+
+# ADBC's low-level API rather than its DB-API module, which imports pyarrow.dataset and pandas:
+# 40 MB of memory in every worker for nothing the service uses.
+
+
+@contextmanager
+def adbc_connect(uri: str, autocommit: bool) -> Iterator[adbc_driver_manager.AdbcConnection]:
+    with (
+        adbc_driver_postgresql.connect(uri, db_kwargs=_ADBC_DATABASE_OPTIONS) as database,
+        adbc_driver_manager.AdbcConnection(database) as connection,
+    ):
+        if not autocommit:
+            connection.set_autocommit(False)
+        yield connection
+
+
+def adbc_execute(connection: adbc_driver_manager.AdbcConnection, sql: str) -> None:
+    with adbc_driver_manager.AdbcStatement(connection) as statement:
+        statement.set_sql_query(sql)
+        statement.execute_update()
+
+
+@contextmanager
+def adbc_query(
+    connection: adbc_driver_manager.AdbcConnection, sql: str
+) -> Iterator[pa.RecordBatchReader]:
+    """The rows of ``sql`` (ADBC runs a SELECT as binary COPY), in batches of about 4 MiB."""
+    with adbc_driver_manager.AdbcStatement(connection) as statement:
+        statement.set_options(**_ADBC_STATEMENT_OPTIONS)
+        statement.set_sql_query(sql)
+        stream, _ = statement.execute_query()
+        with pa.RecordBatchReader.from_stream(stream) as reader:
+            yield reader
 
 
 def _queue(selects: list[str]) -> queue.SimpleQueue[str]:
@@ -485,8 +516,8 @@ def _range_selects(select: str, plan: tuple[bool, int | None] | None, streams: i
     return [f"{select} WHERE {condition}" for condition in conditions]
 
 
-def _snapshot_literal(snapshot: str) -> str:
-    """The exported snapshot's name as a literal; it comes from the server, checked anyway."""
+def _import_sql(snapshot: str) -> str:
+    """``SET TRANSACTION SNAPSHOT``; the name comes from the server, and is checked anyway."""
     if not _SNAPSHOT_NAME.fullmatch(snapshot):
         raise SourceError(f"unexpected snapshot name from the server: {snapshot!r}")
-    return f"'{snapshot}'"
+    return f"SET TRANSACTION SNAPSHOT '{snapshot}'"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -33,14 +35,15 @@ def small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
 def connections(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """Every ADBC connection the source opens (the streams), in order."""
     opened: list[object] = []
-    connect = postgres_module.adbc.connect
+    connect = postgres_module.adbc_connect
 
-    def counting(*args: object, **kwargs: object) -> object:
-        connection = connect(*args, **kwargs)
-        opened.append(connection)
-        return connection
+    @contextmanager
+    def counting(*args: Any, **kwargs: Any) -> Iterator[object]:
+        with connect(*args, **kwargs) as connection:
+            opened.append(connection)
+            yield connection
 
-    monkeypatch.setattr(postgres_module.adbc, "connect", counting)
+    monkeypatch.setattr(postgres_module, "adbc_connect", counting)
     return opened
 
 
@@ -103,18 +106,20 @@ def test_rows_changed_during_a_parallel_read_are_seen_as_of_one_snapshot(
         conn.execute("VACUUM ANALYZE t")
     # Every stream but the first connects only once the rows have changed.
     changed = threading.Event()
-    connect = postgres_module.adbc.connect
+    connect = postgres_module.adbc_connect
     opening: list[None] = []
     connected: list[object] = []
 
-    def gated(*args: object, **kwargs: object) -> object:
+    @contextmanager
+    def gated(*args: Any, **kwargs: Any) -> Iterator[object]:
         opening.append(None)
         if len(opening) > 1:
             changed.wait()
-        connected.append(connect(*args, **kwargs))
-        return connected[-1]
+        with connect(*args, **kwargs) as connection:
+            connected.append(connection)
+            yield connection
 
-    monkeypatch.setattr(postgres_module.adbc, "connect", gated)
+    monkeypatch.setattr(postgres_module, "adbc_connect", gated)
     pg = source(pg_source)
     reading = BackgroundRead(pg, only_table(pg, "t"), hold=True)
     reading.wait_for_first_batch(DEADLINE_SECONDS)
