@@ -294,3 +294,34 @@ def test_an_interrupted_source_reads_no_more(pg_source: Database) -> None:
     pg.interrupt()  # no read in progress: nothing to stop, but the source is done
     with pytest.raises(SourceError, match="interrupted"):
         read_rows(pg, DiscoveredTable("public", "t", ()))
+
+
+def test_interrupt_cancels_a_read_waiting_for_a_lock_while_planning(
+    small_ranges: None, postgres: PostgresServer, pg_source: Database
+) -> None:
+    with postgres.connect(pg_source) as conn:
+        conn.execute("CREATE TABLE t (id int, pad text)")
+        conn.execute("INSERT INTO t SELECT g, repeat('x', 900) FROM generate_series(1, 2000) g")
+    pg = source(pg_source)
+    table = only_table(pg, "t")
+
+    def waiting_for_the_lock() -> bool:
+        with postgres.connect(pg_source) as conn:
+            return bool(
+                conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = %s AND wait_event_type = 'Lock'",
+                    (pg_source.database,),
+                ).fetchone()[0]
+            )
+
+    with postgres.connect(pg_source) as locker, locker.transaction():
+        locker.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")  # as an ALTER TABLE would
+        reading = BackgroundRead(pg, table)
+        poll(waiting_for_the_lock, "the read waiting for the lock")
+
+        pg.interrupt()
+
+        with pytest.raises(SourceError, match="interrupted"):
+            reading.finish(timeout=5)
+        poll(lambda: not waiting_for_the_lock(), "the waiting query cancelled")
