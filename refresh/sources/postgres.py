@@ -123,8 +123,8 @@ _ADBC_DATABASE_OPTIONS = {"adbc.postgresql.type_resolver_mode": "builtin"}
 # refresh.prefetch).
 _ADBC_STATEMENT_OPTIONS = {"adbc.postgresql.batch_size_hint_bytes": str(4 * 1024 * 1024)}
 
-# A table is split into ranges of at least this many pages (8 MiB): a smaller table is one
-# stream, since a connection costs more than it saves there.
+# A table is split into ranges of at least this many pages (8 MiB); one smaller than two such
+# ranges is read by one stream, since a connection costs more than it saves there.
 MIN_RANGE_PAGES = 1024
 # Ranges per stream; handed out as streams finish, so one slow range does not hold up the rest.
 _RANGES_PER_STREAM = 4
@@ -255,10 +255,10 @@ class PostgresSource(Source):
         Every stream runs in a thread of its own and owns its connection; the batches of all
         streams come out here in whatever order they arrive.
         """
-        if self._interrupted.is_set():
-            raise SourceError(_INTERRUPTED)
         read = _TableRead(self, table)
-        with self._lock:
+        with self._lock:  # interrupt() sets the flag first, then looks for a read under the lock
+            if self._interrupted.is_set():
+                raise SourceError(_INTERRUPTED)
             self._read = read
         read.fan_in.start("postgres-read", read.plan_and_read)
         try:
