@@ -119,6 +119,10 @@ CHECKSUMS = {
     ),
 }
 
+# orders.sql's own checksum query (bench/native_refresh.py checks its MariaDB and SQLite copies
+# against it).
+CHECKSUMS_PG = f"SELECT {', '.join(c.postgres for c in CHECKSUMS['orders'])} FROM orders"
+
 
 @dataclass(frozen=True)
 class Measure:

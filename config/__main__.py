@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from urllib.parse import urlsplit, urlunsplit
 
 from config.settings import ConfigError, load_settings
 
 SECRET_FIELDS = {"secret_key", "api_token"}
+MASK = "***"
 
 
 def main() -> int:
@@ -17,9 +19,22 @@ def main() -> int:
         print(f"configuration error: {error}", file=sys.stderr)
         return 1
     for name, value in dataclasses.asdict(settings).items():
-        shown = "(set)" if name in SECRET_FIELDS and value else value
-        print(f"{name.upper()}={shown}")
+        print(f"{name.upper()}={shown(name, value)}")
     return 0
+
+
+def shown(name: str, value: object) -> object:
+    """Secrets as ``(set)``; a URL's password (DATABASE_URL, REDIS_URL) masked."""
+    if name in SECRET_FIELDS:
+        return "(set)" if value else value
+    if isinstance(value, str) and "://" in value:
+        parts = urlsplit(value)
+        if parts.password is not None:
+            user = parts.username or ""
+            host = parts.hostname or ""
+            port = f":{parts.port}" if parts.port else ""
+            return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}{port}"))
+    return value
 
 
 if __name__ == "__main__":

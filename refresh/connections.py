@@ -44,7 +44,8 @@ def register_connection(
     """Store the connection, then discover its tables unless asked not to.
 
     ``config`` is already validated by the source's ``config_schema``. The connection stays
-    registered when discovery fails, so the user can fix the source and refresh later.
+    registered when discovery fails (``SourceError``), so the user can fix the source and refresh
+    later; any other failure removes it again, so a retry is not told that the name is taken.
     """
     stored_config, password = source_class(source_type).split_secret(config)
     row = Connection(
@@ -64,6 +65,10 @@ def register_connection(
         result = refresh_connection_schema(rt, name)
     except SourceError as error:
         return Registration(row, 0, "failed", str(error))
+    except BaseException:
+        with rt.catalog.session() as session:
+            session.delete(load_connection(session, name))  # its tables go by cascade
+        raise
     return Registration(row, result.tables_discovered, "success")
 
 

@@ -8,6 +8,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from refresh.errors import Misconfigured
+
 
 class SecretBox:
     """Fernet (AES + HMAC) under a key derived from ``SECRET_KEY``.
@@ -32,7 +34,7 @@ class SecretBox:
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken:
-            raise ValueError(
+            raise Misconfigured(
                 "a stored password cannot be decrypted: SECRET_KEY differs from the one it was "
                 "stored with"
             ) from None

@@ -1,4 +1,5 @@
-"""What a ``POST /refresh`` body asks for: validation in the contract's order, and its mode."""
+"""What a ``POST /refresh`` body asks for: validation in the contract's order, its mode, and
+whether it runs in the request or as a job."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import enum
 from dataclasses import dataclass
 
 from refresh.data_refresh import TableRefreshResult, refresh_table
-from refresh.errors import InvalidRequest, NotImplementedYet
+from refresh.errors import InvalidRequest
 from refresh.lookup import load_connection
 from refresh.runtime import Runtime
 from refresh.schema_refresh import (
@@ -23,6 +24,12 @@ class Mode(enum.Enum):
     CONNECTION_SCHEMA = "schema refresh of one connection"
     TABLE_DATA = "data refresh of one table"
     CONNECTION_DATA = "data refresh of a connection's tables"
+
+
+class Execution(enum.Enum):
+    INLINE = "in the request"
+    JOB = "as a job; the request answers at once"
+    AWAITED_JOB = "as a job the request waits for"
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,15 @@ def resolve_mode(rt: Runtime, request: RefreshRequest) -> Mode:
     return mode
 
 
+def execution(mode: Mode, run_async: bool | None) -> Execution:
+    """The one rule for where a request runs: modes 1-3 in the request, mode 4 as a job, unless
+    ``async`` says otherwise. Mode 4 needs its per-table jobs whatever ``async`` says (they keep
+    the per-connection cap), so ``async: false`` makes the request wait for them."""
+    if mode is Mode.CONNECTION_DATA:
+        return Execution.AWAITED_JOB if run_async is False else Execution.JOB
+    return Execution.JOB if run_async else Execution.INLINE
+
+
 def _mode(request: RefreshRequest) -> Mode:
     if request.connection_id is None:
         return Mode.ALL_SCHEMAS
@@ -80,8 +96,13 @@ def _mode(request: RefreshRequest) -> Mode:
     return Mode.CONNECTION_DATA
 
 
-def run_refresh(rt: Runtime, request: RefreshRequest, mode: Mode) -> RefreshResult:
-    """Carry out a validated request in the calling process (the request's thread or a job)."""
+def run_refresh(
+    rt: Runtime, request: RefreshRequest, mode: Mode, job_id: str | None = None
+) -> RefreshResult:
+    """Carry out a validated request of modes 1-3 here (the request's thread or its job).
+
+    Mode 4 is never run here: it is one job per table (``workers.jobs``).
+    """
     if mode is Mode.ALL_SCHEMAS:
         return refresh_all_schemas(rt)
     assert request.connection_id is not None
@@ -90,8 +111,7 @@ def run_refresh(rt: Runtime, request: RefreshRequest, mode: Mode) -> RefreshResu
     if mode is Mode.TABLE_DATA:
         assert request.schema_name is not None
         assert request.table_name is not None
-        return refresh_table(rt, request.connection_id, request.schema_name, request.table_name)
-    raise NotImplementedYet(
-        "connection-wide data refresh is not available yet; refresh tables one at a time with "
-        "schema_name and table_name"
-    )
+        return refresh_table(
+            rt, request.connection_id, request.schema_name, request.table_name, job_id=job_id
+        )
+    raise AssertionError(f"{mode.value} runs as one job per table, not in one call")

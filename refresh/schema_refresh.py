@@ -12,10 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from refresh.catalog import Connection, Table, utcnow
-from refresh.errors import NotFound
+from refresh.errors import NotFound, RefreshError
 from refresh.lookup import load_connection, open_source
 from refresh.runtime import Runtime
-from refresh.sources import DiscoveredTable, SourceError
+from refresh.sources import DiscoveredTable
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class SchemaRefreshResult:
 
 
 def refresh_connection_schema(rt: Runtime, connection_id: str) -> SchemaRefreshResult:
-    """Mode 2 of ``POST /refresh``. Raises ``NotFound`` and ``SourceError``."""
+    """Mode 2 of ``POST /refresh``. Raises ``NotFound``, ``SourceError`` and ``Misconfigured``."""
     result = SchemaRefreshResult()
     result.add(_refresh_one(rt, connection_id))
     return result
@@ -60,7 +60,7 @@ def refresh_all_schemas(rt: Runtime) -> SchemaRefreshResult:
             result.add(_refresh_one(rt, connection_id))
         except NotFound:
             continue  # deleted while we were busy with the others
-        except (SourceError, ValueError) as error:
+        except RefreshError as error:
             result.connections_failed += 1
             result.errors.append({"connection_id": connection_id, "error": str(error)})
     return result

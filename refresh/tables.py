@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from refresh.catalog import Table, TableVersion, utcnow
+from refresh.catalog import Table, TableVersion, VersionStatus, utcnow
 from refresh.deletions import schedule_deletions
 from refresh.lookup import load_connection, load_table
 from refresh.runtime import Runtime
@@ -55,7 +55,7 @@ def _drop_cache(rt: Runtime, session: Session, table_ids: Sequence[int]) -> None
         select(TableVersion.path).where(
             TableVersion.table_id.in_(table_ids),
             # A refresh still writing owns its directory: it publishes or removes it itself.
-            TableVersion.status.not_in(("writing", "deleted")),
+            TableVersion.status.not_in((VersionStatus.WRITING, VersionStatus.DELETED)),
         )
     ).all()
     session.execute(
@@ -65,8 +65,8 @@ def _drop_cache(rt: Runtime, session: Session, table_ids: Sequence[int]) -> None
     )
     session.execute(
         update(TableVersion)
-        .where(TableVersion.table_id.in_(table_ids), TableVersion.status == "current")
-        .values(status="superseded")
+        .where(TableVersion.table_id.in_(table_ids), TableVersion.status == VersionStatus.CURRENT)
+        .values(status=VersionStatus.SUPERSEDED)
     )
     grace = timedelta(seconds=rt.settings.deletion_grace_seconds)
     schedule_deletions(session, paths, delete_after=utcnow() + grace)

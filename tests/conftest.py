@@ -13,6 +13,7 @@ from config import Settings, load_settings
 from tests.support.backends import Backend, make_backend
 from tests.support.seaweedfs import SeaweedFS, run_seaweedfs
 from tests.support.services import Database, MariaDBServer, PostgresServer
+from tests.support.workers import RedisDatabase
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -67,9 +68,17 @@ def cache(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 
 
 @pytest.fixture
-def environ(catalog_url: str, cache: Backend) -> dict[str, str]:
-    """The environment the service under test is configured from; tests may add to it."""
-    return {"DATABASE_URL": catalog_url, "SECRET_KEY": "test-secret-key", **cache.environ()}
+def environ(catalog_url: str, cache: Backend, tmp_path: Path) -> dict[str, str]:
+    """The environment the service under test is configured from; tests may add to it.
+
+    Tests create their SQLite and DuckDB sources in tmp_path, so file sources are confined there.
+    """
+    return {
+        "DATABASE_URL": catalog_url,
+        "SECRET_KEY": "test-secret-key",
+        "FILE_SOURCES_DIR": str(tmp_path),
+        **cache.environ(),
+    }
 
 
 @pytest.fixture
@@ -81,13 +90,14 @@ def settings(environ: dict[str, str]) -> Settings:
 def app(settings: Settings) -> Iterator[Flask]:
     # Imported here so that suites of single modules (sources, storage) load without the app.
     from app import create_app
-    from refresh.api.context import EXTENSION
+    from refresh.api.context import EXTENSION, JOBS
     from refresh.catalog.migrations import upgrade as migrate
 
     app = create_app(settings)
     runtime = app.extensions[EXTENSION]
     migrate(runtime.catalog)
     yield app
+    app.extensions[JOBS].close()
     runtime.catalog.dispose()
 
 
@@ -101,6 +111,14 @@ def rt(app: Flask) -> Runtime:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def redis_database() -> Iterator[RedisDatabase]:
+    """A Redis database of this test run's own (see tests/support/workers.py)."""
+    database = RedisDatabase()
+    yield database
+    database.release()
 
 
 @pytest.fixture(scope="session")

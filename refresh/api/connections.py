@@ -13,15 +13,18 @@ from refresh.api.schemas import (
     ConnectionDetailSchema,
     ConnectionListSchema,
 )
+from refresh.sources.config import ConfigContext
 
 blueprint = Blueprint("connections", __name__)
 
 
 @blueprint.post("/connections")
 def create_connection() -> tuple[Response, int, dict[str, str]]:
-    body = json_body(ConnectionCreateSchema())
+    rt = runtime()
+    with ConfigContext({"file_sources_dir": rt.settings.file_sources_dir}):
+        body = json_body(ConnectionCreateSchema())
     registration = connections.register_connection(
-        runtime(),
+        rt,
         name=body["name"],
         source_type=body["source_type"],
         config=body["config"],

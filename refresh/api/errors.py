@@ -12,7 +12,7 @@ from collections.abc import Callable
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from refresh.errors import Conflict, InvalidRequest, NotFound, NotImplementedYet
+from refresh.errors import Conflict, InvalidRequest, NotFound, RefreshError, ServiceUnavailable
 from refresh.sources import SourceError
 from refresh.storage import StorageError
 
@@ -21,36 +21,50 @@ log = logging.getLogger(__name__)
 CODES = {
     400: "BAD_REQUEST",
     401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
+    408: "REQUEST_TIMEOUT",
     409: "CONFLICT",
     413: "PAYLOAD_TOO_LARGE",
+    414: "URI_TOO_LONG",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    417: "EXPECTATION_FAILED",
+    431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
     500: "INTERNAL_SERVER_ERROR",
-    501: "NOT_IMPLEMENTED",
     502: "SOURCE_UNAVAILABLE",
+    503: "SERVICE_UNAVAILABLE",
 }
 
 _DOMAIN_STATUS: dict[type[Exception], int] = {
     InvalidRequest: 400,
     NotFound: 404,
     Conflict: 409,
-    NotImplementedYet: 501,
     SourceError: 502,
+    ServiceUnavailable: 503,
+    # Anything else of ours (Misconfigured, Interrupted, a failed job) is the service's own state,
+    # not the request's fault: a 500, but said as it is, since the message names the fix.
+    RefreshError: 500,
 }
 
 
 class ApiError(Exception):
     """An error the HTTP layer itself detects (body parsing, authentication)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, challenge: str = "Bearer") -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        # The WWW-Authenticate challenge of a 401: how to authenticate.
+        self.challenge = challenge
+
+
+def envelope(status: int, message: str) -> dict[str, dict[str, str]]:
+    return {"error": {"message": message, "code": CODES.get(status, "ERROR")}}
 
 
 def error_response(status: int, message: str) -> Response:
-    response = jsonify({"error": {"message": message, "code": CODES.get(status, "ERROR")}})
+    response = jsonify(envelope(status, message))
     response.status_code = status
     return response
 
@@ -60,7 +74,7 @@ def register_error_handlers(app: Flask) -> None:
     def _api_error(error: ApiError) -> Response:
         response = error_response(error.status, error.message)
         if error.status == 401:
-            response.headers["WWW-Authenticate"] = "Bearer"
+            response.headers["WWW-Authenticate"] = error.challenge
         return response
 
     for exc_type, status in _DOMAIN_STATUS.items():
@@ -88,6 +102,8 @@ def register_error_handlers(app: Flask) -> None:
 
 def _domain_handler(status: int) -> Callable[[Exception], Response]:
     def handler(error: Exception) -> Response:
+        if status >= 500:
+            log.error("%s %s failed: %s", request.method, request.path, error)
         return error_response(status, str(error))
 
     return handler

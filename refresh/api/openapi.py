@@ -60,20 +60,28 @@ OPERATIONS: dict[str, Operation] = {
         "Uncache every table of a connection", {204: None}, errors=(404,)
     ),
     "refresh.post_refresh": Operation(
-        "Refresh schema (all connections or one) or data (one table)",
+        "Refresh schema (all connections or one) or data (one table, or a connection's tables "
+        "as a job)",
         {
             200: {
                 "oneOf": [
                     schemas.SchemaRefreshResponseSchema,
                     schemas.TableRefreshResponseSchema,
+                    schemas.ConnectionRefreshResponseSchema,
                 ]
-            }
+            },
+            202: schemas.JobAcceptedSchema,
         },
         request=schemas.RefreshRequestSchema,
-        errors=(400, 404, 409, 413, 415, 501, 502),
+        errors=(400, 404, 409, 413, 415, 500, 502, 503),
+    ),
+    "refresh.get_job": Operation(
+        "A refresh job: status, live progress, then its result or error",
+        {200: schemas.JobSchema},
+        errors=(404, 503),
     ),
     "health.health": Operation(
-        "Reachability of the catalog and the storage",
+        "Reachability of the catalog, the storage and the job queue (Redis)",
         {200: schemas.HealthSchema, 503: schemas.HealthSchema},
         authenticated=False,
     ),
@@ -142,14 +150,15 @@ def _operation(operation: Operation, arguments: set[str]) -> dict[str, Any]:
 _DESCRIPTIONS = {
     200: "success",
     201: "created",
+    202: "accepted: running as a job, see Location / status_url",
     204: "done, no content",
     400: "invalid request; the message names the field",
     401: "missing or wrong bearer token (only when API_TOKEN is set)",
     404: "connection or table not found",
-    409: "conflict with the catalog's state",
+    409: "conflict with the catalog's state, or the table is being refreshed by someone else",
     413: "request body over 1 MiB",
     415: "Content-Type is not application/json",
-    501: "mode not available yet",
+    500: "the service failed; the message says why (storage, stored secrets, a failed job)",
     502: "the source is unreachable or refused the login or query",
-    503: "a component is unreachable",
+    503: "a component is unreachable (the job queue's Redis)",
 }

@@ -8,27 +8,81 @@ from typing import Any
 
 from flask import request
 from marshmallow import Schema, ValidationError
+from werkzeug.exceptions import ClientDisconnected
 
 from refresh.api.errors import ApiError
+
+# Far deeper than any body the API takes (``config.schemas`` is 3 levels), far shallower than the
+# interpreter's recursion limit.
+MAX_DEPTH = 32
+_TOO_DEEP = f"request body nests deeper than {MAX_DEPTH} levels"
 
 
 def json_body(schema: Schema) -> dict[str, Any]:
     """The validated body, or an ``ApiError`` that names the offending field."""
-    raw = request.get_data(cache=True)
+    return validated(schema, json_object())
+
+
+def json_object() -> dict[str, Any]:
+    """The body as sent: a JSON object, not yet validated."""
+    try:
+        raw = request.get_data(cache=True)
+    except (TimeoutError, ClientDisconnected):
+        # The server bounds each read of the body (gunicorn.conf.py); werkzeug reports a read
+        # that timed out, like one cut short, as a disconnection.
+        raise ApiError(408, "the request body stopped arriving; send it whole") from None
     if not raw.strip():
         raise ApiError(400, "request body is empty; send a JSON object, e.g. {}")
     if not request.is_json:
         raise ApiError(415, "Content-Type must be application/json")
     try:
         body = json.loads(raw)
+    except RecursionError:
+        # The parser recurses per level: far beyond MAX_DEPTH it fails before we can count.
+        raise ApiError(400, _TOO_DEEP) from None
     except ValueError as error:
         raise ApiError(400, f"request body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise ApiError(400, f"request body must be a JSON object, got {_json_kind(body)}")
+    _check_depth_and_text(body)
+    return body
+
+
+def validated(schema: Schema, body: dict[str, Any]) -> dict[str, Any]:
     try:
         return schema.load(body)
     except ValidationError as error:
         raise ApiError(400, validation_message(error.messages)) from None
+
+
+def _check_depth_and_text(body: dict[str, Any]) -> None:
+    """Refuse what the parser accepts but nothing downstream can use, naming the field.
+
+    JSON's ``\\ud800`` escapes (and UTF-8-encoded surrogates) decode to lone surrogates, which
+    no database driver or file name can encode. The walk is iterative: it must not recurse on
+    the very input it guards against.
+    """
+    stack: list[tuple[object, tuple[str, ...]]] = [(body, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) >= MAX_DEPTH:
+            raise ApiError(400, _TOO_DEEP)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key, (*path, key))
+                stack.append((item, (*path, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*path, str(index))) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            _check_text(value, path)
+
+
+def _check_text(text: str, path: tuple[str, ...]) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        field = ".".join(part.encode("utf-8", "backslashreplace").decode() for part in path)
+        raise ApiError(400, f"{field}: not valid Unicode text (holds a lone surrogate)") from None
 
 
 def validation_message(messages: Any, prefix: str = "") -> str:

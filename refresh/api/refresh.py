@@ -1,18 +1,33 @@
-"""``POST /refresh``: schema and data refresh, in the request or as a job."""
+"""``POST /refresh`` (schema and data refresh, in the request or as a job) and the job API."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
 
-from refresh.api.context import runtime
-from refresh.api.parsing import json_body
+from flask import Blueprint, Response, jsonify, url_for
+
+from refresh.api.context import job_queue, runtime
+from refresh.api.parsing import json_object, validated
 from refresh.api.schemas import (
+    ConnectionRefreshResponseSchema,
+    JobAcceptedSchema,
+    JobSchema,
     RefreshRequestSchema,
     SchemaRefreshResponseSchema,
     TableRefreshResponseSchema,
 )
-from refresh.errors import NotImplementedYet
-from refresh.refresh_request import Mode, RefreshRequest, resolve_mode, run_refresh
+from refresh.errors import RefreshError
+from refresh.jobs import Job, JobStatus
+from refresh.refresh_request import (
+    Execution,
+    Mode,
+    RefreshRequest,
+    execution,
+    resolve_mode,
+    run_refresh,
+)
 
 blueprint = Blueprint("refresh", __name__)
 
@@ -20,23 +35,53 @@ RESPONSE_SCHEMAS = {
     Mode.ALL_SCHEMAS: SchemaRefreshResponseSchema,
     Mode.CONNECTION_SCHEMA: SchemaRefreshResponseSchema,
     Mode.TABLE_DATA: TableRefreshResponseSchema,
+    Mode.CONNECTION_DATA: ConnectionRefreshResponseSchema,
 }
 
 
 @blueprint.post("/refresh")
-def post_refresh() -> Response:
-    body = json_body(RefreshRequestSchema())
+def post_refresh() -> Response | tuple[Response, int, dict[str, str]]:
+    body = json_object()
+    fields = validated(RefreshRequestSchema(), body)
     request = RefreshRequest(
-        connection_id=body.get("connection_id"),
-        schema_name=body.get("schema_name"),
-        table_name=body.get("table_name"),
-        data=body["data"],
-        include_uncached=body["include_uncached"],
-        run_async=body.get("async_"),
+        connection_id=fields.get("connection_id"),
+        schema_name=fields.get("schema_name"),
+        table_name=fields.get("table_name"),
+        data=fields["data"],
+        include_uncached=fields["include_uncached"],
+        run_async=fields.get("async_"),
     )
     rt = runtime()
     mode = resolve_mode(rt, request)
-    if request.run_async:
-        raise NotImplementedYet("async refresh is not available yet; omit async or set it false")
-    result = run_refresh(rt, request, mode)
-    return jsonify(RESPONSE_SCHEMAS[mode]().dump(result))
+    plan = execution(mode, request.run_async)
+    if plan is Execution.INLINE:
+        return jsonify(_result(mode, asdict(run_refresh(rt, request, mode))))
+    jobs = job_queue()
+    job = jobs.submit(request, mode, body)
+    if plan is Execution.AWAITED_JOB:
+        job = jobs.wait(job.job_id, timeout=rt.settings.refresh_job_timeout_seconds)
+        if job.status is JobStatus.FINISHED and job.result is not None:
+            return jsonify(_result(mode, job.result))
+        if job.status is JobStatus.FAILED:
+            raise RefreshError(f"the refresh job {job.job_id} failed: {job.error}")
+    status_url = url_for(".get_job", job_id=job.job_id)
+    accepted = {"job_id": job.job_id, "status": job.status, "status_url": status_url}
+    return jsonify(JobAcceptedSchema().dump(accepted)), 202, {"Location": status_url}
+
+
+@blueprint.get("/refresh/jobs/<job_id>")
+def get_job(job_id: str) -> Response:
+    job = job_queue().get(job_id)
+    return jsonify(_job(job))
+
+
+def _job(job: Job) -> dict[str, Any]:
+    body = JobSchema().dump(job)
+    if job.result is not None:
+        body["result"] = _result(job.mode, job.result)
+    return body
+
+
+def _result(mode: Mode, result: Mapping[str, Any]) -> dict[str, Any]:
+    """The same body whether the request ran inline or as a job."""
+    return RESPONSE_SCHEMAS[mode]().dump(result)

@@ -6,9 +6,23 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_dump, post_load, validate
 
+from refresh.catalog.models import VERSION_STATUSES
+from refresh.jobs import JobStatus
 from refresh.sources import SOURCE_TYPES, source_class
 
 CONNECTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+
+class FullMatch(validate.Regexp):
+    """``Regexp`` on the whole value: ``re.match`` lets ``$`` match before a trailing newline.
+
+    The pattern itself stays a plain ``^...$``, valid as an OpenAPI ``pattern`` too.
+    """
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
 
 
 class StrictBoolean(fields.Boolean):
@@ -39,7 +53,7 @@ class _OmitEmpty(Schema):
 class ConnectionCreateSchema(Schema):
     name = fields.String(
         required=True,
-        validate=validate.Regexp(
+        validate=FullMatch(
             CONNECTION_NAME,
             error="must be 1-64 letters, digits, '_' or '-', starting with a letter or digit",
         ),
@@ -122,9 +136,7 @@ class TableListSchema(Schema):
 class VersionSchema(Schema):
     version = fields.String()
     path = fields.String()
-    status = fields.String(
-        metadata={"enum": ["writing", "current", "superseded", "failed", "deleted"]}
-    )
+    status = fields.String(metadata={"enum": list(VERSION_STATUSES)})
     rows = fields.Integer(allow_none=True)
     bytes = fields.Integer(allow_none=True)
     started_at = fields.DateTime()
@@ -182,6 +194,59 @@ class TableRefreshResponseSchema(_OmitEmpty):
     rows_synced = fields.Integer()
     duration_ms = fields.Integer()
     warnings = fields.List(fields.Nested(WarningSchema))
+
+
+class TableErrorSchema(Schema):
+    schema_name = fields.String()
+    table_name = fields.String()
+    error = fields.String()
+
+
+class ConnectionRefreshResponseSchema(_OmitEmpty):
+    omit_when_empty = ("warnings",)
+
+    connection_id = fields.String()
+    tables_refreshed = fields.Integer()
+    tables_failed = fields.Integer()
+    total_rows = fields.Integer()
+    duration_ms = fields.Integer()
+    errors = fields.List(fields.Nested(TableErrorSchema), metadata={"description": "always sent"})
+    warnings = fields.List(fields.Nested(WarningSchema))
+
+
+# --- jobs ----------------------------------------------------------------------------------------
+
+
+class JobAcceptedSchema(Schema):
+    job_id = fields.String()
+    status = fields.String(metadata={"enum": list(JobStatus)})
+    status_url = fields.String(metadata={"description": "GET it for the job's progress and result"})
+
+
+class ProgressSchema(Schema):
+    tables_total = fields.Integer()
+    tables_done = fields.Integer()
+    tables_failed = fields.Integer()
+    rows_synced = fields.Integer()
+
+
+class JobSchema(_OmitEmpty):
+    omit_when_empty = ("result", "error")
+
+    job_id = fields.String()
+    status = fields.String(metadata={"enum": list(JobStatus)})
+    request = fields.Dict(metadata={"description": "the POST /refresh body as sent"})
+    enqueued_at = fields.DateTime(allow_none=True)
+    started_at = fields.DateTime(allow_none=True)
+    ended_at = fields.DateTime(allow_none=True)
+    progress = fields.Nested(ProgressSchema)
+    result = fields.Dict(
+        metadata={
+            "description": "when finished: the body the request answers when it runs inline "
+            "(SchemaRefreshResponse, TableRefreshResponse or ConnectionRefreshResponse)"
+        }
+    )
+    error = fields.String(metadata={"description": "when failed: why"})
 
 
 # --- errors and health ---------------------------------------------------------------------------

@@ -7,7 +7,17 @@ from refresh.catalog.models import (
     PendingDeletion,
     Table,
     TableVersion,
+    VersionStatus,
     utcnow,
 )
 
-__all__ = ["Base", "Catalog", "Connection", "PendingDeletion", "Table", "TableVersion", "utcnow"]
+__all__ = [
+    "Base",
+    "Catalog",
+    "Connection",
+    "PendingDeletion",
+    "Table",
+    "TableVersion",
+    "VersionStatus",
+    "utcnow",
+]

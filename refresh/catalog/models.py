@@ -6,6 +6,7 @@ The same models run on SQLite (embedded default) and PostgreSQL (production); Al
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -27,7 +28,18 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-VERSION_STATUSES = ("writing", "current", "superseded", "failed", "deleted")
+
+class VersionStatus(enum.StrEnum):
+    """Where one data refresh attempt (a ``table_versions`` row) stands."""
+
+    WRITING = "writing"  # being written; the row is the table's single-flight claim
+    CURRENT = "current"  # the version ``tables.current_path`` points to
+    SUPERSEDED = "superseded"  # replaced by a newer version or uncached; queued for deletion
+    FAILED = "failed"  # the refresh failed; its directory was removed or queued for deletion
+    DELETED = "deleted"  # its directory is gone
+
+
+VERSION_STATUSES = tuple(VersionStatus)
 
 
 def utcnow() -> datetime:
@@ -138,8 +150,8 @@ class TableVersion(Base):
             "uq_table_versions_one_writer",
             "table_id",
             unique=True,
-            sqlite_where=text("status = 'writing'"),
-            postgresql_where=text("status = 'writing'"),
+            sqlite_where=text(f"status = '{VersionStatus.WRITING}'"),
+            postgresql_where=text(f"status = '{VersionStatus.WRITING}'"),
         ),
         Index("ix_table_versions_table_id_started_at", "table_id", "started_at"),
     )

@@ -6,6 +6,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from refresh.errors import Misconfigured
 from refresh.sources.base import Column, DiscoveredTable, Source, SourceError
 
 __all__ = [
@@ -31,11 +32,15 @@ SOURCE_TYPES: tuple[str, ...] = tuple(sorted(_CLASSES))
 
 
 def source_class(source_type: str) -> type[Source]:
+    """Requests are validated against ``SOURCE_TYPES`` first; an unknown type here comes from a
+    catalog written by another version of the service."""
     try:
         module, name = _CLASSES[source_type]
     except KeyError:
         known = ", ".join(SOURCE_TYPES)
-        raise ValueError(f"unknown source type {source_type!r} (known: {known})") from None
+        raise Misconfigured(
+            f"unknown source type {source_type!r} (this version knows: {known})"
+        ) from None
     return getattr(importlib.import_module(module), name)
 
 
@@ -46,4 +51,6 @@ def build_source(
     connect_timeout: float,
     read_streams: int = 1,
 ) -> Source:
-    return source_class(source_type)(config, password, connect_timeout, read_streams)
+    source = source_class(source_type)(config, password, connect_timeout)
+    source.read_streams = read_streams
+    return source

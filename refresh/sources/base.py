@@ -19,13 +19,14 @@ import pyarrow as pa
 from marshmallow import Schema
 
 from refresh.arrow_types import type_from_string, type_to_string
+from refresh.errors import RefreshError
 
 # Rows per Arrow batch a source yields: big enough that per-batch overhead vanishes, small enough
 # that a batch of a wide table stays far below the worker's memory budget.
 BATCH_ROWS = 65_536
 
 
-class SourceError(Exception):
+class SourceError(RefreshError):
     """The source could not be reached, refused the login, or failed a query.
 
     The message is shown to API users as is, so sources build it from the driver's message with
@@ -94,19 +95,16 @@ class Source(ABC):
     # ``password`` (or a password inside ``url``) is split off and stored encrypted.
     config_schema: ClassVar[type[Schema]]
 
+    # At most this many connections may read one table at once (SOURCE_READ_STREAMS, set by
+    # ``build_source``); a source that cannot split a table reads it with one.
+    read_streams: int = 1
+
     def __init__(
-        self,
-        config: Mapping[str, Any],
-        password: str | None,
-        connect_timeout: float,
-        read_streams: int = 1,
+        self, config: Mapping[str, Any], password: str | None, connect_timeout: float
     ) -> None:
         self.config = config
         self.password = password
         self.connect_timeout = connect_timeout
-        # At most this many connections may read one table at once (SOURCE_READ_STREAMS); a
-        # source that cannot split a table reads it with one.
-        self.read_streams = read_streams
 
     @classmethod
     def split_secret(cls, config: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:

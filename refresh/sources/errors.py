@@ -24,6 +24,9 @@ def source_errors(
 ) -> Iterator[None]:
     """Re-raise the driver errors ``kinds`` as ``SourceError`` with ``secrets`` masked.
 
+    ``UnicodeError`` too: drivers raise it, outside their own classes, on input they cannot
+    encode (a host name with a DNS label over 63 characters fails Python's IDNA codec).
+
     The original exception is dropped (``from None``), not chained: a logged traceback would
     otherwise print its unredacted message, connection string included.
     """
@@ -31,5 +34,5 @@ def source_errors(
         yield
     except SourceError:
         raise
-    except kinds as error:
+    except (*kinds, UnicodeError) as error:
         raise SourceError(redact(driver_message(error), secrets)) from None

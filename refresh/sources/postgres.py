@@ -178,13 +178,9 @@ class PostgresSource(Source):
     config_schema = PostgresConfigSchema
 
     def __init__(
-        self,
-        config: Mapping[str, Any],
-        password: str | None,
-        connect_timeout: float,
-        read_streams: int = 1,
+        self, config: Mapping[str, Any], password: str | None, connect_timeout: float
     ) -> None:
-        super().__init__(config, password, connect_timeout, read_streams)
+        super().__init__(config, password, connect_timeout)
         self._lock = threading.Lock()
         self._interrupted = threading.Event()
         self._read: _TableRead | None = None

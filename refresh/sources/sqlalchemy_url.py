@@ -14,17 +14,23 @@ binary types -> binary, anything else -> string. PostgreSQL domains use their ba
 
 The connect timeout reaches the drivers known to take ``connect_timeout`` (psycopg, psycopg2,
 PyMySQL); other drivers read theirs from the URL's query string, where a user can set it.
+
+``interrupt`` cancels the running statement where the driver can from another thread: SQLite's
+``interrupt()``, psycopg's ``cancel_safe()`` (bounded by the connect timeout). Other drivers
+(PyMySQL, psycopg2, ...) have no such call: a blocked read then ends by the driver's own timeouts
+(a URL can set them), or is abandoned by the refresh.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterator, Mapping
+import sqlite3
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
 import pyarrow as pa
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 from sqlalchemy import Engine, create_engine, inspect, types
 from sqlalchemy.dialects.postgresql import DOMAIN
 from sqlalchemy.engine import URL, ObjectKind, make_url
@@ -33,7 +39,9 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from refresh.sources.base import Column, DiscoveredTable, Source
+from refresh.sources.config import confined_path
 from refresh.sources.errors import source_errors
+from refresh.sources.interrupt import ReadStopper
 from refresh.sources.sql_stream import stream_table
 from refresh.sources.typemap import UNCONSTRAINED_DECIMAL, decimal_type
 
@@ -56,6 +64,20 @@ class SQLAlchemyConfigSchema(Schema):
             raise ValidationError("Not a valid SQLAlchemy URL.") from None
         except NoSuchModuleError:
             raise ValidationError("Unknown SQLAlchemy dialect or driver.") from None
+
+    @post_load
+    def confined_sqlite_file(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """A SQLite file is a file source like ``sqlite``'s: it must be under FILE_SOURCES_DIR."""
+        url = make_url(data["url"])
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return data
+        if "uri" in url.query:  # the database would be a URI naming any file
+            raise ValidationError(
+                "SQLite URI filenames (uri=true) are not supported; give the file's path",
+                field_name="url",
+            )
+        path = confined_path(url.database, "url")
+        return {**data, "url": url.set(database=path).render_as_string(hide_password=False)}
 
 
 def arrow_type(column_type: types.TypeEngine) -> pa.DataType:
@@ -90,6 +112,12 @@ def arrow_type(column_type: types.TypeEngine) -> pa.DataType:
 class SQLAlchemyURLSource(Source):
     source_type: ClassVar[str] = "sqlalchemy"
     config_schema = SQLAlchemyConfigSchema
+
+    def __init__(
+        self, config: Mapping[str, Any], password: str | None, connect_timeout: float
+    ) -> None:
+        super().__init__(config, password, connect_timeout)
+        self._stopper = ReadStopper()
 
     @classmethod
     def split_secret(cls, config: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -133,7 +161,21 @@ class SQLAlchemyURLSource(Source):
     def read(self, table: DiscoveredTable) -> AbstractContextManager[Iterator[pa.RecordBatch]]:
         with source_errors([self.password], _DRIVER_ERRORS):
             engine = self._engine()
-        return stream_table(engine, table, [self.password], _DRIVER_ERRORS)
+        return stream_table(
+            engine, table, [self.password], _DRIVER_ERRORS, self._stopper, self._canceller
+        )
+
+    def interrupt(self) -> None:
+        self._stopper.interrupt()
+
+    def _canceller(self, dbapi_connection: Any) -> Callable[[], None] | None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            return dbapi_connection.interrupt
+        cancel_safe = getattr(dbapi_connection, "cancel_safe", None)  # psycopg 3
+        if cancel_safe is not None:
+            timeout = max(1, math.ceil(self.connect_timeout))
+            return lambda: cancel_safe(timeout=timeout)
+        return None
 
 
 def _without_password(url: URL) -> URL:

@@ -3,30 +3,45 @@
 Layout: ``{root}/{connection_id}/{schema}/{table}/{version}/data.parquet``. Identifiers come from
 sources and requests, so every one is percent-encoded into a single path segment that can be
 neither ``.`` nor ``..`` nor empty; no identifier can leave the root or stand for another one.
-Backends only translate between those segments and their own paths, keys and URLs: the checks
-that keep a deletion inside the root live here, once.
+Every segment fits in ``MAX_SEGMENT_BYTES``, whatever the length of the name (see
+``encode_identifier``). Backends only translate between those segments and their own paths, keys
+and URLs: the checks that keep a deletion inside the root live here, once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from refresh.errors import RefreshError
+
 DATA_FILE = "data.parquet"
 
 # `YYYYMMDDTHHMMSSmmmZ-<8 hex>`: sorts by creation time as a plain string.
 VERSION_PATTERN = re.compile(r"\d{8}T\d{9}Z-[0-9a-f]{8}")
+VERSION_BYTES = 28
+
+# A file name's limit on Linux filesystems (NAME_MAX); S3 allows longer, the layout is one.
+MAX_SEGMENT_BYTES = 255
+# The longest path below the root: connection, schema and table segments, version, data file.
+MAX_PATH_BELOW_ROOT_BYTES = 3 * (MAX_SEGMENT_BYTES + 1) + VERSION_BYTES + 1 + len(DATA_FILE)
+
+# quote() never encodes "~", so "%7E" is in no plain encoding: a shortened segment can never
+# equal the segment of another name.
+_SHORTENED_MARK = "%7E"
+_HASH_HEX_DIGITS = 32
 
 
-class StorageError(Exception):
+class StorageError(RefreshError):
     """A storage operation failed; the message is shown to API users and holds no credentials."""
 
 
@@ -43,14 +58,32 @@ class CacheWriteHandle:
 
 
 def encode_identifier(identifier: str) -> str:
-    """Percent-encode one identifier into one path segment, injectively.
+    """Percent-encode one identifier into one path segment of at most 255 bytes, injectively.
 
     ``quote(safe="")`` already encodes ``/`` and ``%`` (so ``a/b`` and ``a%2Fb`` stay apart);
-    encoding ``.`` as well means no result is ever ``.`` or ``..``.
+    encoding ``.`` as well means no result is ever ``.`` or ``..``. An encoding longer than
+    ``MAX_SEGMENT_BYTES`` is shortened to its longest prefix of whole characters that fits with
+    ``%7E`` and the first 32 hex digits of the name's SHA-256: still readable, still distinct.
+    Shorter names keep their plain encoding, so existing caches keep their paths.
     """
     if not identifier:
         raise ValueError("an empty name cannot be part of a cache path")
-    return quote(identifier, safe="").replace(".", "%2E")
+    encoded = _percent_encode(identifier)
+    if len(encoded) <= MAX_SEGMENT_BYTES:
+        return encoded
+    room = MAX_SEGMENT_BYTES - len(_SHORTENED_MARK) - _HASH_HEX_DIGITS
+    prefix = ""
+    for character in identifier:
+        piece = _percent_encode(character)
+        if len(prefix) + len(piece) > room:
+            break
+        prefix += piece
+    digest = hashlib.sha256(identifier.encode()).hexdigest()[:_HASH_HEX_DIGITS]
+    return f"{prefix}{_SHORTENED_MARK}{digest}"
+
+
+def _percent_encode(text: str) -> str:
+    return quote(text, safe="").replace(".", "%2E")
 
 
 class _VersionClock:
@@ -110,14 +143,18 @@ class Storage(ABC):
             url=self._url(segments),
         )
 
-    def finalize_cache_write(self, handle: CacheWriteHandle) -> str:
+    def finalize_cache_write(
+        self, handle: CacheWriteHandle, on_progress: Callable[[], None] = lambda: None
+    ) -> str:
         """Publish a written version and return its directory URL (no ``.parquet``, no ``/``).
 
-        On a StorageError the caller calls ``abort_cache_write`` so nothing is left behind.
+        ``on_progress`` is called as an upload moves on, so the caller can tell a long upload
+        from a stuck one. On a StorageError the caller calls ``abort_cache_write`` so nothing is
+        left behind.
         """
         if not handle.local_path.is_file():
             raise StorageError(f"nothing was written to {handle.local_path}, nothing to publish")
-        self._publish(handle, self._segments(handle.url))
+        self._publish(handle, self._segments(handle.url), on_progress)
         return handle.url
 
     def abort_cache_write(self, handle: CacheWriteHandle) -> None:
@@ -135,13 +172,24 @@ class Storage(ABC):
     def delete_prefix(self, url: str) -> None:
         """Delete a directory (or a file) with all it holds, by whole path segments.
 
-        Nothing there is success. Refuses a URL outside the root, and the root itself.
+        That includes uploads still open under it (S3), so a deletion retried after a failed
+        upload also removes what the upload left. Nothing there is success. Refuses a URL outside
+        the root, and the root itself.
         """
         self._delete_tree(self._segments(url))
 
     @abstractmethod
     def check(self) -> None:
         """Raise StorageError when the storage cannot be used (GET /health)."""
+
+    @abstractmethod
+    def abort_incomplete_uploads(self, initiated_before: datetime) -> int:
+        """Abort the uploads under the root begun before ``initiated_before`` (aware); how many.
+
+        For the orphan sweep: an upload cut off while its store was unreachable, or by a killed
+        process, keeps its parts (stored and billed) but holds no object, so no deletion finds
+        it. Raises StorageError.
+        """
 
     def _segments(self, url: str) -> list[str]:
         """The path segments of ``url`` below the root, or StorageError when it is not below it.
@@ -168,7 +216,9 @@ class Storage(ABC):
         """Make room for the version at ``segments`` and return the local file to write."""
 
     @abstractmethod
-    def _publish(self, handle: CacheWriteHandle, segments: Sequence[str]) -> None:
+    def _publish(
+        self, handle: CacheWriteHandle, segments: Sequence[str], on_progress: Callable[[], None]
+    ) -> None:
         """Make the written file the version's ``data.parquet``, atomically for readers."""
 
     @abstractmethod

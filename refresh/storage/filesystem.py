@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
@@ -55,6 +56,10 @@ class FilesystemStorage(Storage):
                 f"cache directory {self._root} is not writable: {error.strerror or error}"
             ) from error
 
+    def abort_incomplete_uploads(self, initiated_before: datetime) -> int:
+        """Nothing to do: a version is written in place, and its directory goes as a whole."""
+        return 0
+
     def _path_below_root(self, url: str) -> str | None:
         path = file_url_path(url)
         head = os.path.join(self._root, "")
@@ -76,7 +81,9 @@ class FilesystemStorage(Storage):
             ) from error
         return directory / PARTIAL_FILE
 
-    def _publish(self, handle: CacheWriteHandle, segments: Sequence[str]) -> None:
+    def _publish(
+        self, handle: CacheWriteHandle, segments: Sequence[str], on_progress: Callable[[], None]
+    ) -> None:
         """fsync the data, rename it, then fsync every directory up to the root.
 
         Without the directory fsyncs a crash right after the catalog swap could lose the rename

@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,7 +23,13 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from refresh.storage.base import DATA_FILE, CacheWriteHandle, Storage, StorageError
+from refresh.storage.base import (
+    DATA_FILE,
+    MAX_PATH_BELOW_ROOT_BYTES,
+    CacheWriteHandle,
+    Storage,
+    StorageError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +38,24 @@ _MiB = 1024 * 1024
 # DeleteObjects takes at most 1000 keys, and a ListObjectsV2 page holds at most 1000.
 DELETE_BATCH = 1000
 
+MAX_KEY_BYTES = 1024
+# "{prefix}/{path below the root}" must fit in a key whatever the names.
+MAX_PREFIX_BYTES = MAX_KEY_BYTES - 1 - MAX_PATH_BELOW_ROOT_BYTES
+
 _S3_ERRORS = (BotoCoreError, ClientError, Boto3Error)
+
+
+@dataclass(frozen=True)
+class S3Timeouts:
+    """How long any S3 call may wait: a frozen endpoint fails a refresh instead of hanging it.
+
+    ``read`` bounds each wait for the server's answer (a 64 MiB part's included); ``attempts``
+    counts the first try and boto3's retries.
+    """
+
+    connect: float = 5
+    read: float = 60
+    attempts: int = 3
 
 
 class S3Storage(Storage):
@@ -40,14 +65,28 @@ class S3Storage(Storage):
         multipart_threshold=64 * _MiB, multipart_chunksize=64 * _MiB, max_concurrency=4
     )
 
-    def __init__(self, bucket: str, prefix: str, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        endpoint_url: str | None = None,
+        timeouts: S3Timeouts = S3Timeouts(),
+    ) -> None:
         self._bucket = bucket
         self._prefix = prefix.strip("/")
-        # A short connect timeout and few retries: GET /health must answer while S3 is down.
+        if len(self._prefix.encode()) > MAX_PREFIX_BYTES:
+            raise ValueError(
+                f"the prefix of an s3:// cache URL is at most {MAX_PREFIX_BYTES} bytes, so that "
+                f"every key fits in S3's {MAX_KEY_BYTES}; got {len(self._prefix.encode())}"
+            )
         self._client = boto3.client(
             "s3",
             endpoint_url=endpoint_url,
-            config=Config(connect_timeout=5, retries={"mode": "standard", "max_attempts": 3}),
+            config=Config(
+                connect_timeout=timeouts.connect,
+                read_timeout=timeouts.read,
+                retries={"mode": "standard", "max_attempts": timeouts.attempts},
+            ),
         )
 
     @property
@@ -62,6 +101,9 @@ class S3Storage(Storage):
             )
         except _S3_ERRORS as error:
             raise _storage_error("access to", self.root_url, error) from error
+
+    def abort_incomplete_uploads(self, initiated_before: datetime) -> int:
+        return self._abort_uploads(self._prefix, self.root_url, initiated_before)
 
     def abort_cache_write(self, handle: CacheWriteHandle) -> None:
         _remove_temp_dir(handle.local_path.parent)
@@ -83,7 +125,9 @@ class S3Storage(Storage):
         except OSError as error:
             raise StorageError(f"could not create a temporary file: {error}") from error
 
-    def _publish(self, handle: CacheWriteHandle, segments: Sequence[str]) -> None:
+    def _publish(
+        self, handle: CacheWriteHandle, segments: Sequence[str], on_progress: Callable[[], None]
+    ) -> None:
         """Upload, then drop the local copy whatever happened: a retry rereads the source."""
         url = f"{handle.url}/{DATA_FILE}"
         try:
@@ -92,6 +136,7 @@ class S3Storage(Storage):
                 self._bucket,
                 self._key([*segments, DATA_FILE]),
                 Config=self.transfer_config,
+                Callback=lambda _bytes: on_progress(),
             )
         except _S3_ERRORS as error:
             raise _storage_error("upload to", url, error) from error
@@ -108,9 +153,12 @@ class S3Storage(Storage):
         """Delete the exact key, then every key under ``key/``, one listed page at a time.
 
         The trailing ``/`` of the listed prefix is what keeps ``.../abc`` from ``.../abcd``.
+        Open multipart uploads go first: one completing meanwhile then leaves an object that
+        the listing still finds.
         """
-        self._delete_file(segments)
         url = self._url(segments)
+        self._abort_uploads(self._key(segments), url)
+        self._delete_file(segments)
         pages = self._client.get_paginator("list_objects_v2").paginate(
             Bucket=self._bucket,
             Prefix=f"{self._key(segments)}/",
@@ -132,6 +180,37 @@ class S3Storage(Storage):
                     )
         except _S3_ERRORS as error:
             raise _storage_error("delete of", url, error) from error
+
+    def _abort_uploads(self, key: str, url: str, initiated_before: datetime | None = None) -> int:
+        """Abort the multipart uploads of ``key`` and of the keys below it (whole segments).
+
+        S3 keeps the parts of an upload that was neither completed nor aborted, outside every
+        object listing. Returns how many were aborted.
+        """
+        aborted = 0
+        pages = self._client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self._bucket, Prefix=key
+        )
+        try:
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    below = not key or upload["Key"] == key or upload["Key"].startswith(f"{key}/")
+                    old = initiated_before is None or upload["Initiated"] < initiated_before
+                    if below and old and self._abort_upload(upload["Key"], upload["UploadId"]):
+                        aborted += 1
+        except _S3_ERRORS as error:
+            raise _storage_error("abort of the uploads under", url, error) from error
+        return aborted
+
+    def _abort_upload(self, key: str, upload_id: str) -> bool:
+        """False when the upload is already gone (completed or aborted by someone else)."""
+        try:
+            self._client.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                return False
+            raise
+        return True
 
 
 def _storage_error(action: str, url: str, error: Exception) -> StorageError:

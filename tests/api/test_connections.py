@@ -104,6 +104,37 @@ def test_failed_discovery_still_registers_the_connection(client: FlaskClient) ->
     assert client.get("/connections/broken").status_code == 200
 
 
+@pytest.mark.parametrize(("source_type", "port"), [("postgres", 5432), ("mysql", 3306)])
+def test_a_host_the_driver_cannot_encode_fails_discovery_not_the_request(
+    client: FlaskClient, source_type: str, port: int
+) -> None:
+    host = f"{'a' * 64}.example.com"  # a DNS label is at most 63 characters
+    config = {"host": host, "port": port, "user": "u", "database": "d"}
+
+    response = post_connection(client, "long_label", source_type, config)
+
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["discovery_status"] == "failed"
+    assert "label" in response.get_json()["discovery_error"]
+    refreshed = client.post("/refresh", json={"connection_id": "long_label"})
+    assert "label" in assert_error(refreshed, 502, "SOURCE_UNAVAILABLE")
+
+
+def test_a_crash_during_discovery_leaves_nothing_registered(
+    client: FlaskClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(*_: object) -> None:
+        raise RuntimeError("a bug in discovery")
+
+    body = ("crashy", "sqlite", {"path": str(tmp_path / "x.db")})
+    with monkeypatch.context() as patched:
+        patched.setattr("refresh.connections.refresh_connection_schema", crash)
+        assert_error(post_connection(client, *body), 500, "INTERNAL_SERVER_ERROR")
+
+    assert_error(client.get("/connections/crashy"), 404, "NOT_FOUND")
+    assert post_connection(client, *body, skip_discovery=True).status_code == 201
+
+
 def test_duplicate_name_is_409(client: FlaskClient, tmp_path: Path) -> None:
     config = {"path": str(tmp_path / "x.db")}
     assert post_connection(client, "dup", "sqlite", config, skip_discovery=True).status_code == 201
@@ -121,6 +152,7 @@ PG = {"host": "127.0.0.1", "port": 5432, "user": "u", "database": "d"}
         ({"name": "bad name!", "source_type": "sqlite", "config": {"path": "/x"}}, "name"),
         ({"name": "_under", "source_type": "sqlite", "config": {"path": "/x"}}, "name"),
         ({"name": "x" * 65, "source_type": "sqlite", "config": {"path": "/x"}}, "name"),
+        ({"name": "nl\n", "source_type": "sqlite", "config": {"path": "/x"}}, "name"),
         ({"name": 5, "source_type": "sqlite", "config": {"path": "/x"}}, "name"),
         ({"name": "c", "source_type": "oracle", "config": {}}, "source_type"),
         ({"name": "c", "config": {"path": "/x"}}, "source_type"),

@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from config import load_settings
+from refresh.api.context import JOBS
 from tests.support.api import assert_error
 
 
@@ -31,6 +32,65 @@ def test_bad_bodies_answer_the_envelope(
     for path in ("/refresh", "/connections"):
         response = client.post(path, data=data, content_type=content_type)
         assert fragment in assert_error(response, status, code)
+
+
+DEEP = 10_000
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/refresh", "[" * DEEP + "]" * DEEP),
+        ("/refresh", '{"a":' * DEEP + "1" + "}" * DEEP),
+        (
+            "/connections",
+            '{"name": "c", "source_type": "sqlite", "config": ' + "[" * DEEP + "]" * DEEP + "}",
+        ),
+        # Deeper than the limit, shallow enough for the parser: refused all the same.
+        (
+            "/connections",
+            '{"name": "c", "source_type": "sqlite", "config": ' + "[" * 40 + "]" * 40 + "}",
+        ),
+    ],
+)
+def test_deeply_nested_bodies_are_400(client: FlaskClient, path: str, body: str) -> None:
+    response = client.post(path, data=body, content_type="application/json")
+    assert_error(response, 400, "BAD_REQUEST", "request body nests deeper than 32 levels")
+    assert client.get("/connections").get_json() == {"connections": []}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/refresh", b'{"connection_id": "\\ud800"}', "connection_id"),
+        ("/refresh", b'{"connection_id": "ok", "schema_name": "a\\udfffb"}', "schema_name"),
+        ("/refresh", b'{"connection_id": "\xed\xa0\x80"}', "connection_id"),  # UTF-8-encoded
+        ("/refresh", b'{"\\ud800": 1}', "\\ud800"),
+        (
+            "/connections",
+            b'{"name": "c", "source_type": "sqlite", "config": {"path": "/x\\ud800"}}',
+            "config.path",
+        ),
+        (
+            "/connections",
+            b'{"name": "c", "source_type": "postgres", "config": {"schemas": ["\\udc00"]}}',
+            "config.schemas.0",
+        ),
+    ],
+)
+def test_lone_surrogates_are_400_naming_the_field(
+    client: FlaskClient, path: str, body: bytes, field: str
+) -> None:
+    response = client.post(path, data=body, content_type="application/json")
+    message = assert_error(response, 400, "BAD_REQUEST")
+    assert message == f"{field}: not valid Unicode text (holds a lone surrogate)"
+    assert client.get("/connections").get_json() == {"connections": []}
+
+
+def test_a_surrogate_in_the_url_is_not_a_crash(client: FlaskClient) -> None:
+    # WSGI decodes the path leniently: the bytes of a surrogate become U+FFFD, an unknown name.
+    assert_error(client.get("/connections/%ED%A0%80"), 404, "NOT_FOUND")
+    assert_error(client.get("/connections/%ED%A0%80/tables/s/t"), 404, "NOT_FOUND")
 
 
 def test_unknown_route_and_wrong_method(client: FlaskClient) -> None:
@@ -88,7 +148,8 @@ class TestToken:
 def test_health_reports_each_component(client: FlaskClient) -> None:
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "checks": {"catalog": "ok", "storage": "ok"}}
+    checks = {"catalog": "ok", "storage": "ok", "redis": "ok"}
+    assert response.get_json() == {"status": "ok", "checks": checks}
 
 
 class TestHealthWhenDown:
@@ -101,13 +162,17 @@ class TestHealthWhenDown:
     def test_storage_down_is_503(self, client: FlaskClient) -> None:
         response = client.get("/health")
         assert response.status_code == 503
-        assert response.get_json()["checks"] == {"catalog": "ok", "storage": "unavailable"}
+        checks = {"catalog": "ok", "storage": "unavailable", "redis": "ok"}
+        assert response.get_json()["checks"] == checks
 
 
 def test_health_catalog_down_is_503(environ: dict[str, str]) -> None:
     nothing_listens = "postgresql://postgres@127.0.0.1:1/catalog?connect_timeout=2"
     app = create_app(load_settings({**environ, "DATABASE_URL": nothing_listens}))
-    response = app.test_client().get("/health")
+    try:
+        response = app.test_client().get("/health")
+    finally:
+        app.extensions[JOBS].close()
     assert response.status_code == 503
     assert response.get_json()["checks"]["catalog"] == "unavailable"
 
@@ -119,6 +184,7 @@ def test_openapi_describes_every_endpoint(client: FlaskClient) -> None:
     assert set(paths["/connections"]) == {"get", "post"}
     assert set(paths["/connections/{connection_id}"]) == {"get", "delete"}
     assert "get" in paths["/connections/{connection_id}/tables/{schema_name}/{table_name}"]
+    assert set(paths["/refresh/jobs/{job_id}"]) == {"get"}
     refresh = paths["/refresh"]["post"]
     request_schema = refresh["requestBody"]["content"]["application/json"]["schema"]
     name = request_schema["$ref"].rsplit("/", 1)[1]

@@ -156,6 +156,25 @@ def test_sqlite_and_duckdb_tables_are_copied(
 
 
 @both_storages
+def test_tables_with_names_longer_than_a_file_name_refresh(
+    client: FlaskClient, cache: Backend, tmp_path: Path
+) -> None:
+    names = ["x" * 300, "é" * 100]  # 300 and 600 bytes once percent-encoded
+    lite = tmp_path / "long.sqlite"
+    with sqlite3.connect(lite) as conn:
+        for number, name in enumerate(names):
+            conn.execute(f'CREATE TABLE "{name}" (id INTEGER)')
+            conn.execute(f'INSERT INTO "{name}" VALUES ({number})')
+    register(client, "lite", "sqlite", {"path": str(lite)})
+
+    for number, name in enumerate(names):
+        assert refresh(client, "lite", "main", name)["rows_synced"] == 1
+        path = table_info(client, "lite", "main", name)["current_path"]
+        assert cache.read(path).to_pylist() == [{"id": number}]
+    assert len(cache.files()) == 2
+
+
+@both_storages
 def test_second_refresh_replaces_rows_and_keeps_the_old_version_for_its_grace(
     client: FlaskClient, cache: Backend, rt: Runtime, postgres: PostgresServer, pg_source: Database
 ) -> None:

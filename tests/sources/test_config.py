@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
 import pytest
 from marshmallow import ValidationError
 
+from refresh.errors import Misconfigured
 from refresh.sources import SOURCE_TYPES, build_source, source_class
+from refresh.sources.config import ConfigContext
 from refresh.sources.postgres import PostgresSource
 
 SERVER = {"host": "db.example", "user": "app", "database": "sales"}
@@ -21,8 +23,8 @@ def test_registry_knows_every_source_type() -> None:
     assert (source.password, source.connect_timeout) == ("pw", 3)
 
 
-def test_unknown_source_type_is_a_value_error_naming_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown source type 'oracle'.*postgres"):
+def test_unknown_source_type_is_misconfigured_naming_the_known_ones() -> None:
+    with pytest.raises(Misconfigured, match=r"unknown source type 'oracle'.*postgres"):
         source_class("oracle")
 
 
@@ -74,10 +76,18 @@ def test_server_config_requires_host_user_database(source_type: str) -> None:
 
 
 @pytest.mark.parametrize("source_type", ["sqlite", "duckdb"])
-def test_file_config_stores_an_absolute_path(source_type: str) -> None:
+def test_file_config_stores_an_absolute_path_inside_file_sources_dir(
+    source_type: str, tmp_path: Path
+) -> None:
     schema = source_class(source_type).config_schema()
 
-    assert schema.load({"path": "data/app.db"}) == {"path": os.path.abspath("data/app.db")}
-    for bad in ({}, {"path": ""}, {"path": 3}, {"path": "x", "url": "y"}):
-        with pytest.raises(ValidationError):
-            schema.load(bad)
+    with ConfigContext({"file_sources_dir": tmp_path}):
+        assert schema.load({"path": "data/app.db"}) == {"path": str(tmp_path / "data/app.db")}
+        for bad in ({}, {"path": ""}, {"path": 3}, {"path": "x", "url": "y"}, {"path": "/x"}):
+            with pytest.raises(ValidationError):
+                schema.load(bad)
+
+
+def test_file_config_cannot_be_validated_without_the_settings() -> None:
+    with pytest.raises(LookupError):
+        source_class("sqlite").config_schema().load({"path": "/srv/app.db"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import boto3
 import pyarrow as pa
@@ -13,7 +14,8 @@ from boto3.s3.transfer import TransferConfig
 from refresh.storage import DATA_FILE, S3Storage, StorageError, open_storage, s3
 from tests.storage.test_storage import publish, sample, write
 from tests.support.backends import S3Backend
-from tests.support.seaweedfs import SeaweedFS
+from tests.support.proxy import pausable_proxy
+from tests.support.seaweedfs import HOST, S3_PORT, SeaweedFS
 
 pytestmark = pytest.mark.integration
 
@@ -42,12 +44,59 @@ def test_temporary_directory_is_removed_when_the_upload_fails(s3_backend: S3Back
     assert not handle.local_path.parent.exists()
 
 
-def test_big_file_goes_up_in_parts(s3_backend: S3Backend, monkeypatch: pytest.MonkeyPatch) -> None:
-    part = 5 * 1024 * 1024  # the smallest part S3 accepts
+PART = 5 * 1024 * 1024  # the smallest part S3 accepts
+
+
+def test_delete_prefix_aborts_the_upload_a_dead_server_left_open(
+    s3_backend: S3Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(
         S3Storage,
         "transfer_config",
-        TransferConfig(multipart_threshold=part, multipart_chunksize=part),
+        TransferConfig(multipart_threshold=PART, multipart_chunksize=PART),
+    )
+    with pausable_proxy(HOST, S3_PORT) as proxy:
+        # The store dies once it has taken a part: the upload cannot even be aborted.
+        dying = open_storage(s3_backend.storage.root_url, f"http://{HOST}:{proxy.port}")
+        dying._client.meta.events.register("after-call.s3.UploadPart", lambda **_: proxy.close())
+        handle = dying.prepare_cache_write("c", "s", "t")
+        handle.local_path.write_bytes(os.urandom(3 * PART))
+
+        with pytest.raises(StorageError, match="S3 upload to"):
+            dying.finalize_cache_write(handle)
+        with pytest.raises(StorageError):
+            dying.abort_cache_write(handle)  # the caller queues the directory for deletion
+
+    assert s3_backend.open_uploads() == {f"cache/c/s/t/{handle.version}/{DATA_FILE}"}
+    s3_backend.storage.delete_prefix(handle.url)  # the queued deletion, once the store is back
+    assert s3_backend.open_uploads() == set()
+    assert s3_backend.everything() == set()
+
+
+def test_abort_incomplete_uploads_takes_those_under_the_root_begun_before_the_cutoff(
+    s3_backend: S3Backend,
+) -> None:
+    client, bucket = s3_backend.client, s3_backend.bucket
+    keys = {f"cache/c/s/t/v/{DATA_FILE}", "cache2/x", "other/cache/y"}
+    for key in keys:
+        upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"p")
+    started = [u["Initiated"] for u in client.list_multipart_uploads(Bucket=bucket)["Uploads"]]
+    published = publish(s3_backend.storage, sample())
+
+    assert s3_backend.storage.abort_incomplete_uploads(initiated_before=min(started)) == 0
+    assert s3_backend.open_uploads() == keys
+    cutoff = max(started) + timedelta(seconds=1)
+    assert s3_backend.storage.abort_incomplete_uploads(initiated_before=cutoff) == 1
+    assert s3_backend.open_uploads() == {"cache2/x", "other/cache/y"}
+    assert s3_backend.read(published).equals(sample())
+
+
+def test_big_file_goes_up_in_parts(s3_backend: S3Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        S3Storage,
+        "transfer_config",
+        TransferConfig(multipart_threshold=PART, multipart_chunksize=PART),
     )
     table = pa.table({"blob": [os.urandom(1024 * 1024) for _ in range(6)]})
     handle = s3_backend.storage.prepare_cache_write("c", "s", "big")
@@ -80,6 +129,21 @@ def test_keys_hold_the_encoded_identifiers_literally(s3_backend: S3Backend) -> N
 
     assert url.startswith(f"s3://{s3_backend.bucket}/cache/a%2Fb/%25/%E4%B8%AD%E6%96%87/")
     assert s3_backend.files() == {f"{url.split('/cache/', 1)[1]}/{DATA_FILE}"}
+
+
+def test_the_longest_names_under_the_longest_prefix_fit_in_a_key(
+    s3_backend: S3Backend, s3_server: SeaweedFS
+) -> None:
+    root = f"s3://{s3_backend.bucket}/{'p' * s3.MAX_PREFIX_BYTES}"
+    storage = open_storage(root, s3_server.endpoint_url)
+
+    url = publish(storage, sample(), *(["x" * 1000] * 3))
+
+    (key,) = s3_backend.everything()
+    assert len(key.encode()) == s3.MAX_KEY_BYTES == 1024
+    assert s3_backend.read(url).equals(sample())
+    with pytest.raises(ValueError, match=r"at most 214 bytes"):
+        open_storage(f"{root}p", s3_server.endpoint_url)
 
 
 def test_bucket_root_without_prefix(s3_backend: S3Backend, s3_server: SeaweedFS) -> None:

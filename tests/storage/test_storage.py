@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -10,6 +12,7 @@ import pytest
 
 from refresh.storage import (
     DATA_FILE,
+    MAX_SEGMENT_BYTES,
     VERSION_PATTERN,
     CacheWriteHandle,
     Storage,
@@ -20,6 +23,8 @@ from refresh.storage import (
 from tests.support.backends import ROOT, Backend
 
 IDENTIFIERS = ["../x", "a/b", "a%2Fb", "..", ".", "x y", 'we"ird', "é", "中文"]
+# Names whose encodings exceed a file name's 255 bytes; the first two differ in their last byte.
+LONG_NAMES = ["x" * 300, "x" * 299 + "y", "é" * 100, "中" * 300, "a." * 200, "x" * 256]
 
 
 def sample(label: str = "x") -> pa.Table:
@@ -193,6 +198,23 @@ def test_identifiers_never_escape_the_root_nor_collide(backend: Backend) -> None
         assert backend.read(url).equals(sample(name))
 
 
+def test_names_of_any_length_publish_into_bounded_distinct_segments(backend: Backend) -> None:
+    urls = {
+        name: publish(backend.storage, sample(name[-3:]), name, name, name) for name in LONG_NAMES
+    }
+
+    files = backend.files()
+    assert len(files) == len(LONG_NAMES)
+    for path in files:
+        connection, schema, table, _, _ = path.split("/")
+        assert connection == schema == table
+        assert len(table.encode()) <= MAX_SEGMENT_BYTES
+    for name, url in urls.items():
+        assert backend.read(url).equals(sample(name[-3:]))
+        backend.storage.delete_prefix(url)
+    assert backend.files() == set()
+
+
 @pytest.mark.parametrize("position", [0, 1, 2])
 def test_empty_identifier_is_rejected(backend: Backend, position: int) -> None:
     names = ["c", "s", "t"]
@@ -202,6 +224,14 @@ def test_empty_identifier_is_rejected(backend: Backend, position: int) -> None:
         backend.storage.prepare_cache_write(*names)
 
     assert backend.files() == set()
+
+
+def test_aborting_incomplete_uploads_spares_published_versions(backend: Backend) -> None:
+    url = publish(backend.storage, sample())
+
+    assert backend.storage.abort_incomplete_uploads(datetime.now(UTC) + timedelta(hours=1)) == 0
+
+    assert backend.read(url).equals(sample())
 
 
 def test_check_passes_on_a_usable_storage(backend: Backend) -> None:
@@ -233,6 +263,25 @@ def test_unusable_storage_fails_check_and_writes(backend: Backend) -> None:
 def test_identifier_encoding(identifier: str, segment: str) -> None:
     assert encode_identifier(identifier) == segment
     assert unquote(segment) == identifier
+
+
+def test_the_longest_plain_segment_is_kept_as_it_is() -> None:
+    assert encode_identifier("x" * 255) == "x" * 255
+    assert encode_identifier("é" * 42) == "%C3%A9" * 42  # 252 bytes
+
+
+def test_longer_names_keep_a_readable_prefix_and_a_hash_of_the_whole_name() -> None:
+    segments = {name: encode_identifier(name) for name in LONG_NAMES}
+
+    assert len(set(segments.values())) == len(LONG_NAMES)
+    for name, segment in segments.items():
+        assert len(segment.encode()) <= MAX_SEGMENT_BYTES
+        head, digest = segment.split("%7E")
+        assert len(head) > 200
+        assert name.startswith(unquote(head))  # whole characters, readable once decoded
+        assert re.fullmatch(r"[0-9a-f]{32}", digest)
+        # Not even the name that reads like the shortened segment gets it ("~" is never encoded).
+        assert encode_identifier(unquote(segment)) != segment
 
 
 def test_open_storage_refuses_other_schemes() -> None:

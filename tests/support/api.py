@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -45,3 +46,27 @@ def table_info(client: FlaskClient, connection: str, schema: str, table: str) ->
     response = client.get(f"/connections/{connection}/tables/{schema}/{table}")
     assert response.status_code == 200, response.get_json()
     return response.get_json()
+
+
+def submit(client: FlaskClient, body: dict[str, Any]) -> str:
+    """A request answered with 202 and a job; returns the job's id."""
+    response = client.post("/refresh", json=body)
+    assert response.status_code == 202, response.get_json()
+    accepted = response.get_json()
+    assert set(accepted) == {"job_id", "status", "status_url"}
+    assert response.headers["Location"] == accepted["status_url"]
+    assert accepted["status_url"] == f"/refresh/jobs/{accepted['job_id']}"
+    return accepted["job_id"]
+
+
+def wait_for_job(client: FlaskClient, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    """Poll the job API until the job has ended; returns its last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get(f"/refresh/jobs/{job_id}")
+        assert response.status_code == 200, response.get_json()
+        job = response.get_json()
+        if job["status"] in ("finished", "failed"):
+            return job
+        assert time.monotonic() < deadline, f"job still {job['status']} after {timeout} s: {job}"
+        time.sleep(0.05)

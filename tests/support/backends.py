@@ -41,6 +41,10 @@ class Backend(ABC):
         """The service's settings for this storage."""
         return {"CACHE_URL": self.storage.root_url}
 
+    def open_uploads(self) -> set[str]:
+        """Keys of multipart uploads begun and neither completed nor aborted (S3 only)."""
+        return set()
+
     @abstractmethod
     def read(self, url: str) -> pa.Table:
         """The table published at version directory ``url``, read without the storage."""
@@ -90,6 +94,10 @@ class S3Backend(Backend):
     def everything(self) -> set[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
         return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+    def open_uploads(self) -> set[str]:
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket)
+        return {upload["Key"] for page in pages for upload in page.get("Uploads", [])}
 
     def read(self, url: str) -> pa.Table:
         bucket, key = url.removeprefix("s3://").split("/", 1)

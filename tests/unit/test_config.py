@@ -26,6 +26,16 @@ def test_embedded_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert 1 <= settings.source_read_streams <= 4  # one per core, at most 4
     assert settings.refresh_job_timeout_seconds == 3600
     assert settings.orphan_min_age_seconds == 7200
+    assert settings.job_result_ttl_seconds == 86400
+    assert settings.file_sources_dir == tmp_path.resolve() / "var" / "sources"
+
+
+def test_file_sources_dir_is_resolved_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({"FILE_SOURCES_DIR": "link/../link"})
+    assert settings.file_sources_dir == tmp_path.resolve() / "real"
 
 
 def test_embedded_secret_key_is_generated_once_and_kept(
@@ -79,11 +89,13 @@ def test_rediss_url_is_accepted_and_tls_url_wins() -> None:
         ("SOURCE_READ_STREAMS", "0"),
         ("REFRESH_JOB_TIMEOUT_SECONDS", "-10"),
         ("ORPHAN_MIN_AGE_SECONDS", "soon"),
+        ("JOB_RESULT_TTL_SECONDS", "0"),
         ("DATABASE_URL", "mongodb://h/db"),
         ("CACHE_URL", "ftp://h/x"),
         ("CACHE_URL", "s3://"),
         ("REDIS_URL", "http://h"),
         ("S3_ENDPOINT_URL", "127.0.0.1:8333"),
+        ("FILE_SOURCES_DIR", "/etc/passwd"),
     ],
 )
 def test_bad_value_names_the_variable(name: str, value: str) -> None:
@@ -113,3 +125,24 @@ def test_create_app_exits_with_the_configuration_error(monkeypatch: pytest.Monke
     monkeypatch.setenv("SECRET_KEY", "k")
     with pytest.raises(SystemExit, match="configuration error: CACHE_URL"):
         create_app()
+
+
+def test_printed_settings_never_show_a_password(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "config"],
+        cwd=ROOT,
+        env={
+            "DATABASE_URL": "postgres://app:db-pass-1@db.internal:5432/catalog",
+            "REDIS_URL": "redis://:redis-pass-2@cache.internal:6379/0",
+            "SECRET_KEY": "secret-key-3",
+            "API_TOKEN": "token-4",
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for secret in ("db-pass-1", "redis-pass-2", "secret-key-3", "token-4"):
+        assert secret not in result.stdout
+    assert "DATABASE_URL=postgresql+psycopg://app:***@db.internal:5432/catalog" in result.stdout
+    assert "REDIS_URL=redis://:***@cache.internal:6379/0" in result.stdout

@@ -1,0 +1,43 @@
+"""Fixtures of the worker tests: the service on a real Redis, and its worker processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import pytest
+
+from tests.support.backends import Backend, S3Backend
+from tests.support.workers import Process, RedisDatabase, procfile_command, running
+
+# Two tables of a connection at most in flight: with three workers, the cap is what limits.
+CAP = 2
+
+
+@pytest.fixture
+def environ(
+    environ: dict[str, str], redis_database: RedisDatabase, cache: Backend
+) -> dict[str, str]:
+    """The service's environment on this run's Redis (the web app and every worker share it)."""
+    redis_database.client().flushdb()
+    extra = cache.server.environ() if isinstance(cache, S3Backend) else {}
+    return {
+        **environ,
+        **extra,
+        "REDIS_URL": redis_database.url,
+        "PARALLEL_REFRESH_COUNT": str(CAP),
+    }
+
+
+StartWorkers = Callable[..., AbstractContextManager[list[Process]]]
+
+
+@pytest.fixture
+def workers(environ: dict[str, str], tmp_path: Path) -> StartWorkers:
+    """``workers(n, *extra_flags)`` starts n worker processes with the Procfile's command."""
+
+    def start(count: int, *flags: str) -> AbstractContextManager[list[Process]]:
+        return running(count, [*procfile_command("worker"), *flags], environ, tmp_path)
+
+    return start

@@ -1,0 +1,158 @@
+"""The web process's ``JobQueue``: submits ``POST /refresh`` requests to RQ and reads them back.
+
+A request is one RQ job whose ``meta`` keeps the body as given and the mode. A connection-wide
+refresh ends in a second job, its finisher (``workers.jobs``): until the finisher has ended the
+request is running, and the finisher's result is the request's.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job as RQJob
+from rq.job import JobStatus as RQStatus
+
+from config import Settings
+from refresh.errors import NotFound, ServiceUnavailable
+from refresh.jobs import ENDED, Job, JobStatus
+from refresh.refresh_request import Mode, RefreshRequest
+from refresh.runtime import Runtime
+from workers import jobs, progress
+from workers.embedded import EmbeddedBroker
+from workers.queues import REFRESH, connect
+
+# RQ's own job-id alphabet; anything else cannot name a job, and must not reach Redis keys.
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_WAIT_POLL_SECONDS = 0.2
+
+_STATUS = {
+    RQStatus.QUEUED: JobStatus.QUEUED,
+    RQStatus.DEFERRED: JobStatus.QUEUED,
+    RQStatus.SCHEDULED: JobStatus.QUEUED,
+    RQStatus.RATE_LIMITED: JobStatus.QUEUED,
+    RQStatus.CREATED: JobStatus.QUEUED,
+    RQStatus.STARTED: JobStatus.RUNNING,
+    RQStatus.FINISHED: JobStatus.FINISHED,
+}
+_SILENT_FAILURE = "the job stopped before it finished (its worker was killed or it ran out of time)"
+
+
+class RQJobQueue:
+    def __init__(
+        self, connection: Redis, settings: Settings, on_close: Callable[[], None] | None = None
+    ) -> None:
+        self.connection = connection
+        self._settings = settings
+        self._queue = Queue(REFRESH, connection=connection)
+        self._on_close = on_close
+
+    def submit(self, request: RefreshRequest, mode: Mode, body: Mapping[str, Any]) -> Job:
+        job_id = str(uuid.uuid4())
+        function, args = _call(job_id, request, mode)
+        with _reachable():
+            queued = self._queue.enqueue_call(
+                function,
+                args=args,
+                job_id=job_id,
+                meta={"request": dict(body), "mode": mode.name},
+                **jobs.job_options(self._settings),
+            )
+        return Job(job_id, JobStatus.QUEUED, mode, body, enqueued_at=queued.enqueued_at)
+
+    def get(self, job_id: str) -> Job:
+        with _reachable():
+            job = self._fetch(job_id)
+            if job is None or "request" not in job.meta:
+                raise NotFound(f"job '{job_id}' not found (jobs stay queryable for a while only)")
+            mode = Mode[job.meta["mode"]]
+            status, end = _status(job), job
+            if mode is Mode.CONNECTION_DATA and status is JobStatus.FINISHED:
+                finisher = self._fetch(jobs.finisher_id(job_id))
+                if finisher is not None:
+                    status, end = _status(finisher), finisher
+                    if status is JobStatus.QUEUED:  # waiting for the tables' jobs
+                        status = JobStatus.RUNNING
+            return Job(
+                job_id,
+                status,
+                mode,
+                job.meta["request"],
+                enqueued_at=job.enqueued_at,
+                started_at=job.started_at,
+                ended_at=end.ended_at if status in ENDED else None,
+                progress=progress.read(self.connection, job_id),
+                result=end.return_value() if status is JobStatus.FINISHED else None,
+                error=(end.meta.get("error") or _SILENT_FAILURE)
+                if status is JobStatus.FAILED
+                else None,
+            )
+
+    def wait(self, job_id: str, timeout: float) -> Job:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.get(job_id)
+            remaining = deadline - time.monotonic()
+            if job.status in ENDED or remaining <= 0:
+                return job
+            time.sleep(min(_WAIT_POLL_SECONDS, remaining))
+
+    def check(self) -> None:
+        with _reachable():
+            self.connection.ping()
+
+    def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close()
+        self.connection.close()
+
+    def _fetch(self, job_id: str) -> RQJob | None:
+        if not _JOB_ID.fullmatch(job_id):
+            return None
+        try:
+            return RQJob.fetch(job_id, connection=self.connection)
+        except NoSuchJobError:
+            return None
+
+
+def _call(job_id: str, request: RefreshRequest, mode: Mode) -> tuple[Callable[..., Any], tuple]:
+    """The job function of each mode, with ids and names only as arguments."""
+    if mode is Mode.CONNECTION_DATA:
+        return jobs.refresh_connection, (request.connection_id, request.include_uncached)
+    if mode is Mode.TABLE_DATA:
+        names = (request.connection_id, request.schema_name, request.table_name)
+        return jobs.refresh_table, (job_id, *names)
+    return jobs.refresh_schemas, (request.connection_id,)
+
+
+def _status(job: RQJob) -> JobStatus:
+    return _STATUS.get(job.get_status(refresh=False), JobStatus.FAILED)
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    try:
+        yield
+    except RedisError as error:
+        raise ServiceUnavailable(
+            f"the job queue cannot be reached (Redis: {error}); connection-wide and async "
+            "refreshes are unavailable, single-table and schema refreshes still work in the request"
+        ) from None
+
+
+def open_job_queue(runtime: Runtime) -> RQJobQueue:
+    """Redis when ``REDIS_URL`` is set; otherwise the in-process broker, with one worker thread
+    per allowed concurrent table, so one connection's refresh can use its whole cap."""
+    settings = runtime.settings
+    if settings.redis_url is None:
+        broker = EmbeddedBroker(runtime, threads=settings.parallel_refresh_count)
+        return RQJobQueue(broker.connection, settings, on_close=broker.stop)
+    return RQJobQueue(connect(settings.redis_url), settings)

@@ -1,0 +1,23 @@
+"""The settings module of ``rq worker -c workers.settings`` (and later ``rq cron``).
+
+rq reads ``REDIS_URL`` and ``QUEUES`` from it; they come from the service's own configuration,
+read and checked once like every other process does (one line naming a bad variable, exit 1).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from config import ConfigError, load_settings
+from workers.queues import QUEUES as _QUEUES
+from workers.queues import client_url
+
+try:
+    _settings = load_settings()
+except ConfigError as error:
+    sys.exit(f"configuration error: {error}")
+if _settings.redis_url is None:
+    sys.exit("configuration error: REDIS_URL (or REDIS_TLS_URL) is required by the worker")
+
+REDIS_URL = client_url(_settings.redis_url)
+QUEUES = list(_QUEUES)

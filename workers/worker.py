@@ -1,0 +1,57 @@
+"""The worker process: RQ's HerokuWorker, with the service's own words for a job it must stop.
+
+Heroku (and honcho) stop a process with SIGTERM and kill it 30 s later. HerokuWorker lets the
+running job go on for ``imminent_shutdown_delay`` seconds, then raises inside it: the refresh
+fails cleanly (nothing half-written is published, the previous version stays current, the
+half-written directory is removed) and the job ends failed, saying why. A job over its time
+limit (``REFRESH_JOB_TIMEOUT_SECONDS``) ends the same way.
+
+Importing the job modules here, in the worker process, means each forked work horse starts with
+them loaded; connections are still opened in the horse (``workers.runtime``).
+"""
+
+from __future__ import annotations
+
+from types import FrameType
+from typing import Any
+
+from rq.exceptions import ShutDownImminentException
+from rq.timeouts import BaseTimeoutException, JobTimeoutException, UnixSignalDeathPenalty
+from rq.worker import HerokuWorker
+
+import workers.jobs  # noqa: F401 (loaded once, before the work horses fork)
+from refresh.errors import Interrupted
+
+
+class WorkerShutdown(ShutDownImminentException, Interrupted):
+    """The worker is stopping (SIGTERM) and the job did not finish in its grace period."""
+
+
+class JobTimeout(JobTimeoutException, Interrupted):
+    """The job ran longer than ``REFRESH_JOB_TIMEOUT_SECONDS``."""
+
+
+def time_limit_exception(exception: type[BaseTimeoutException]) -> type[BaseTimeoutException]:
+    """RQ arms its death penalties for jobs and for its own waits; only the former is ours."""
+    return JobTimeout if issubclass(exception, JobTimeoutException) else exception
+
+
+class TimeLimit(UnixSignalDeathPenalty):
+    def __init__(
+        self, timeout: int, exception: type[BaseTimeoutException] = JobTimeoutException, **kw: Any
+    ) -> None:
+        super().__init__(timeout, time_limit_exception(exception), **kw)
+
+
+class RefreshWorker(HerokuWorker):
+    death_penalty_class = TimeLimit
+    # Within Heroku's 30 s between SIGTERM and SIGKILL, with room to record the failure.
+    imminent_shutdown_delay = 10
+
+    def request_force_stop_sigrtmin(self, signum: int, frame: FrameType | None) -> None:
+        self.log.warning("shutting down: interrupting the running job")
+        raise WorkerShutdown(
+            "interrupted: the worker was shut down before this finished; "
+            "the previous version stays current, refresh again",
+            {},
+        )
