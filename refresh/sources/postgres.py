@@ -49,6 +49,7 @@ from refresh.sources.config import PostgresConfigSchema
 from refresh.sources.convert import cast_batch, read_as_text
 from refresh.sources.errors import source_errors
 from refresh.sources.fan_in import FanIn
+from refresh.sources.interrupt import INTERRUPTED, ReadStopper
 from refresh.sources.typemap import UNCONSTRAINED_DECIMAL, decimal_type
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,6 @@ WHERE n.nspname = %s AND c.relname = %s
 """
 _EXPORT_SQL = "SELECT pg_catalog.pg_export_snapshot()"
 _SNAPSHOT_NAME = re.compile(r"[0-9A-F]+(-[0-9A-F]+)+")
-_INTERRUPTED = "reading the table was interrupted"
 
 # An error of the server in the middle of the COPY reaches Python as the OSError of pyarrow's
 # stream reader.
@@ -181,9 +181,7 @@ class PostgresSource(Source):
         self, config: Mapping[str, Any], password: str | None, connect_timeout: float
     ) -> None:
         super().__init__(config, password, connect_timeout)
-        self._lock = threading.Lock()
-        self._interrupted = threading.Event()
-        self._read: _TableRead | None = None
+        self._stopper = ReadStopper()
 
     @property
     def _secrets(self) -> list[str | None]:
@@ -251,32 +249,23 @@ class PostgresSource(Source):
         Every stream runs in a thread of its own and owns its connection; the batches of all
         streams come out here in whatever order they arrive.
         """
+        self._stopper.check()
         read = _TableRead(self, table)
-        with self._lock:  # interrupt() sets the flag first, then looks for a read under the lock
-            if self._interrupted.is_set():
-                raise SourceError(_INTERRUPTED)
-            self._read = read
         read.fan_in.start("postgres-read", read.plan_and_read)
         try:
-            yield read.batches()
+            with self._stopper.on_interrupt(read.interrupt):
+                yield read.batches()
         finally:
-            with self._lock:
-                self._read = None
             read.close()
 
     def interrupt(self) -> None:
         """Fail the read in progress at once, then cancel its queries on the server.
 
         The consumer raises without waiting for anything; the cancel requests (libpq's cancel
-        protocol, one per open connection) run in a thread that this call waits for at most the
-        connect timeout, since a frozen host never answers them. A read started afterwards
-        fails at once: the source is interrupted for good.
+        protocol, one per open connection) go out from a thread of their own, never waited for,
+        since a frozen host never answers them. A read started afterwards fails at once.
         """
-        self._interrupted.set()
-        with self._lock:
-            read = self._read
-        if read is not None:
-            read.interrupt()
+        self._stopper.interrupt()
 
 
 class _TableRead:
@@ -308,8 +297,8 @@ class _TableRead:
 
     def interrupt(self) -> None:
         self._interrupted = True
-        self.fan_in.fail(SourceError(_INTERRUPTED))
-        self.cancel_all(wait=self.source.connect_timeout)
+        self.fan_in.fail(SourceError(INTERRUPTED))
+        self.cancel_all(wait=0.0)
 
     def close(self) -> None:
         """Stop the streams; after a failure or an early exit, cancel their queries first.

@@ -289,13 +289,6 @@ def test_interrupt_cancels_the_query_on_the_server(
     poll(lambda: not copy_running(), "the COPY cancelled on the server")
 
 
-def test_an_interrupted_source_reads_no_more(pg_source: Database) -> None:
-    pg = source(pg_source)
-    pg.interrupt()  # no read in progress: nothing to stop, but the source is done
-    with pytest.raises(SourceError, match="interrupted"):
-        read_rows(pg, DiscoveredTable("public", "t", ()))
-
-
 def test_interrupt_cancels_a_read_waiting_for_a_lock_while_planning(
     small_ranges: None, postgres: PostgresServer, pg_source: Database
 ) -> None:
