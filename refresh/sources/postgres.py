@@ -288,6 +288,8 @@ class _TableRead:
         self.fan_in: FanIn[pa.RecordBatch] = FanIn(depth=_BATCHES_PER_STREAM * source.read_streams)
         self._lock = threading.Lock()
         self._cancels: dict[int, Callable[[], object]] = {}
+        self._canceller: threading.Thread | None = None
+        self._canceller_lock = threading.Lock()
         self._completed = False
         self._interrupted = False
 
@@ -328,7 +330,11 @@ class _TableRead:
                 del self._cancels[token]
 
     def cancel_all(self, wait: float) -> None:
-        """Cancel every open connection's query, waiting at most ``wait`` seconds."""
+        """Cancel every open connection's query, waiting at most ``wait`` seconds.
+
+        Repeated calls (a watchdog repeats its interrupt) cancel again, for a query that had not
+        reached the server the first time, but never pile up behind a cancel still unanswered.
+        """
 
         def cancel() -> None:
             with self._lock:
@@ -338,9 +344,12 @@ class _TableRead:
                     except Exception:  # best effort: the connection may be ending on its own
                         log.debug("cancelling a PostgreSQL query failed", exc_info=True)
 
-        thread = threading.Thread(target=cancel, name="postgres-cancel", daemon=True)
-        thread.start()
-        thread.join(wait)
+        with self._canceller_lock:  # not self._lock: a cancel stuck on a frozen host holds it
+            if self._canceller is not None and self._canceller.is_alive():
+                return
+            self._canceller = threading.Thread(target=cancel, name="postgres-cancel", daemon=True)
+            self._canceller.start()
+        self._canceller.join(wait)
 
     # -- reading ---------------------------------------------------------------------------------
 
