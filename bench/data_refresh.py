@@ -164,17 +164,17 @@ def main() -> None:
                 for round_number in range(args.rounds):
                     print(f"{table}: round {round_number + 1} of {args.rounds}", file=sys.stderr)
                     for name, measure in run_round(database, table, streams, Path(work)):
-                        results[name].append(check(measure, table, expected))
+                        results[name].append(checked(measure, table, expected))
                 if table == "orders" and not args.skip_pandas:
                     results["naive pandas.read_sql + to_parquet"] = [
-                        check(run_pandas(database, table, Path(work)), table, expected)
+                        checked(run_pandas(database, table, Path(work)), table, expected)
                     ]
                 print_table(table, rows, results, streams)
         if args.double:
             with reference_table("orders", 2 * args.rows, args) as database:
                 expected = source_checksums(database, "orders")
                 service = run_service(database, "orders", DEFAULT_READ_STREAMS, Path(work))
-                twice = check(service, "orders", expected)
+                twice = checked(service, "orders", expected)
                 if twice.mismatches:
                     raise SystemExit(f"the service's copy does not match: {twice.mismatches}")
                 print(
@@ -261,25 +261,43 @@ def source_checksums(database: str, table: str) -> dict[str, object]:
     return dict(zip([item.name for item in items], row, strict=True))
 
 
-def check(measure: Measure, table: str, expected: dict[str, object]) -> Measure:
-    """The checksums the copy gets wrong; the copy is removed afterwards (disk stays small)."""
-    import duckdb
+def check(database: str, parquet: str) -> None:
+    """A copy of ``orders`` (a Parquet glob) must match orders.sql's checksums exactly.
 
+    For the other benchmarks (bench/connection_refresh.py) that copy the reference table.
+    """
+    expected = source_checksums(database, "orders")
+    wrong = mismatches(parquet, "orders", expected)
+    if wrong:
+        raise SystemExit(f"the copy of orders does not match the source: {wrong}")
+    print(f"checksums match: {tuple(expected.values())}", file=sys.stderr)
+
+
+def checked(measure: Measure, table: str, expected: dict[str, object]) -> Measure:
+    """The measure with the checksums its copy gets wrong; the copy is then removed."""
     if measure.copy is None:
         return measure
+    wrong = mismatches(measure.parquet, table, expected)
+    shutil.rmtree(measure.copy)
+    return replace(measure, copy=None, mismatches=wrong)
+
+
+def mismatches(parquet: str, table: str, expected: dict[str, object]) -> tuple[str, ...]:
+    """The names of the checksums the Parquet copy (DuckDB reads it) gets wrong."""
+    import duckdb
+
     wrong = []
     con = duckdb.connect()
     for item in CHECKSUMS[table]:
         try:
             query = f"SELECT {item.duckdb} FROM read_parquet(?)"
-            [actual] = con.execute(query, [measure.parquet]).fetchone()
+            [actual] = con.execute(query, [parquet]).fetchone()
         except duckdb.Error:
             wrong.append(item.name)  # the copy's type has no such operation
             continue
         if not same(expected[item.name], actual, item.inexact):
             wrong.append(item.name)
-    shutil.rmtree(measure.copy)
-    return replace(measure, copy=None, mismatches=tuple(wrong))
+    return tuple(wrong)
 
 
 def same(expected: object, actual: object, inexact: bool) -> bool:
