@@ -14,6 +14,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 VAR_DIR = Path("var")
+# Connections reading one PostgreSQL table at once: one per core (up to 4) keeps every core of
+# the worker busy without piling connections onto the source (PARALLEL_REFRESH_COUNT tables
+# each take this many).
+DEFAULT_READ_STREAMS = min(4, os.cpu_count() or 1)
 
 
 class ConfigError(Exception):
@@ -26,6 +30,9 @@ class Settings:
     redis_url: str | None
     cache_url: str
     s3_endpoint_url: str | None
+    s3_connect_timeout_seconds: int
+    s3_read_timeout_seconds: int
+    s3_max_attempts: int
     api_token: str | None
     secret_key: str
     deletion_grace_seconds: int
@@ -33,6 +40,9 @@ class Settings:
     max_deletion_retries: int
     parallel_refresh_count: int
     source_connect_timeout_seconds: int
+    source_read_streams: int
+    source_stall_timeout_seconds: int
+    refresh_wait_seconds: int
     refresh_job_timeout_seconds: int
     orphan_min_age_seconds: int
     job_result_ttl_seconds: int
@@ -52,6 +62,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         redis_url=redis_url,
         cache_url=_cache_url(env.get("CACHE_URL") or f"file://./{VAR_DIR}/cache"),
         s3_endpoint_url=_optional_http_url(env, "S3_ENDPOINT_URL"),
+        s3_connect_timeout_seconds=_int(env, "S3_CONNECT_TIMEOUT_SECONDS", 5, minimum=1),
+        s3_read_timeout_seconds=_int(env, "S3_READ_TIMEOUT_SECONDS", 60, minimum=1),
+        s3_max_attempts=_int(env, "S3_MAX_ATTEMPTS", 3, minimum=1),
         api_token=env.get("API_TOKEN") or None,
         secret_key=_secret_key(env.get("SECRET_KEY"), embedded=redis_url is None),
         deletion_grace_seconds=_int(env, "DELETION_GRACE_SECONDS", 60, minimum=0),
@@ -59,6 +72,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_deletion_retries=_int(env, "MAX_DELETION_RETRIES", 5, minimum=1),
         parallel_refresh_count=_int(env, "PARALLEL_REFRESH_COUNT", 4, minimum=1),
         source_connect_timeout_seconds=_int(env, "SOURCE_CONNECT_TIMEOUT_SECONDS", 10, minimum=1),
+        source_read_streams=_int(env, "SOURCE_READ_STREAMS", DEFAULT_READ_STREAMS, minimum=1),
+        source_stall_timeout_seconds=_int(env, "SOURCE_STALL_TIMEOUT_SECONDS", 300, minimum=1),
+        refresh_wait_seconds=_int(env, "REFRESH_WAIT_SECONDS", 30, minimum=0),
         refresh_job_timeout_seconds=_int(env, "REFRESH_JOB_TIMEOUT_SECONDS", 3600, minimum=1),
         orphan_min_age_seconds=_int(env, "ORPHAN_MIN_AGE_SECONDS", 7200, minimum=0),
         job_result_ttl_seconds=_int(env, "JOB_RESULT_TTL_SECONDS", 86400, minimum=1),

@@ -1,9 +1,14 @@
 """Single flight: at most one data refresh of a table runs at a time, across processes and machines.
 
 The claim is the table's ``writing`` row in ``table_versions``; a partial unique index allows one
-per table, so the catalog arbitrates between any number of web and worker processes. A live
-writer refreshes ``heartbeat_at``; a claim whose heartbeat stopped (the process was killed) is
-taken over, and its directory queued for deletion.
+per table, so the catalog arbitrates between any number of web and worker processes. A writer
+refreshes ``heartbeat_at`` while its refresh makes progress; a claim whose heartbeat stopped (the
+process was killed, or its refresh is stuck) is taken over, its directory queued for deletion,
+and the stuck writer can no longer publish (``publish`` requires the claim to be intact).
+
+A refresh that finds its table claimed may wait for the holder, within limits: for
+``REFRESH_WAIT_SECONDS`` at most, and never with more than ``MAX_WAITERS`` requests of one
+process waiting at once, so waiting requests cannot take every thread of a web process.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
 STALE_AFTER = timedelta(seconds=30)
 WAIT_POLL_SECONDS = 0.25
+# Half of the web process's threads (gunicorn.conf.py): the other half keeps answering.
+MAX_WAITERS = 4
+_waiters = threading.BoundedSemaphore(MAX_WAITERS)
 
 
 @dataclass(frozen=True)
@@ -78,25 +86,41 @@ def wait_for(rt: Runtime, version_id: int, timeout: float, table: str) -> TableV
     it is still running after ``timeout`` seconds.
     """
     deadline = time.monotonic() + timeout
-    while True:
-        with rt.catalog.session() as session:
-            row = session.get(TableVersion, version_id)
-        if row is None or row.status != VersionStatus.WRITING:
-            return row
-        if _stale(row.heartbeat_at):
-            _take_over(rt, row)
-            continue
-        if time.monotonic() > deadline:
-            raise RefreshInProgress(_still_running(row, table, timeout))
-        time.sleep(WAIT_POLL_SECONDS)
+    waiting = False
+    try:
+        while True:
+            with rt.catalog.session() as session:
+                row = session.get(TableVersion, version_id)
+            if row is None or row.status != VersionStatus.WRITING:
+                return row
+            if _stale(row.heartbeat_at):
+                _take_over(rt, row)
+                continue
+            if time.monotonic() > deadline:
+                raise RefreshInProgress(_still_running(row, table, timeout))
+            if not waiting:
+                waiting = _waiters.acquire(blocking=False)
+                if not waiting:
+                    raise RefreshInProgress(_still_running(row, table, 0))
+            time.sleep(WAIT_POLL_SECONDS)
+    finally:
+        if waiting:
+            _waiters.release()
 
 
 class Heartbeat:
-    """Keeps a claim alive while the refresh runs, from a daemon thread."""
+    """Keeps a claim alive, from a daemon thread, while the refresh reports progress.
 
-    def __init__(self, rt: Runtime, version_id: int) -> None:
+    A refresh that reports none for ``stall_seconds`` (a source or an upload that stopped
+    moving) stops beating, so its claim goes stale and can be taken over even if the process
+    itself is wedged.
+    """
+
+    def __init__(self, rt: Runtime, version_id: int, stall_seconds: float) -> None:
         self._rt = rt
         self._version_id = version_id
+        self._stall_seconds = stall_seconds
+        self._last_progress = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="refresh-heartbeat", daemon=True)
 
@@ -113,8 +137,14 @@ class Heartbeat:
         self._stop.set()
         self._thread.join()
 
+    def progress(self) -> None:
+        """The refresh moved on (a batch read, a part uploaded)."""
+        self._last_progress = time.monotonic()
+
     def _run(self) -> None:
         while not self._stop.wait(HEARTBEAT_SECONDS):
+            if time.monotonic() - self._last_progress > self._stall_seconds:
+                continue
             try:
                 with self._rt.catalog.session() as session:
                     session.execute(
@@ -129,8 +159,8 @@ class Heartbeat:
 
 
 def end_stale_claims(rt: Runtime) -> int:
-    """Take over every claim whose heartbeat went stale (its refresh was killed), as a refresh
-    waiting for it would: the version fails and its directory is queued for deletion at once.
+    """Take over every claim whose heartbeat went stale (its refresh was killed or is stuck), as
+    a refresh waiting for it would: the version fails and its directory is queued for deletion.
 
     For the orphan sweep, so that a killed refresh of a table nobody refreshes again is cleaned up
     too. Returns how many claims were found stale.
@@ -156,10 +186,11 @@ def _writer(rt: Runtime, table_id: int) -> int | None:
 
 def _still_running(row: TableVersion, table: str, waited: float) -> str:
     by = f"job {row.job_id}" if row.job_id else "a request"
+    patience = f"still running after {waited:.0f} s of waiting" if waited else "still running"
     return (
         f"{table} is being refreshed by {by} (version {row.version}, started "
-        f"{row.started_at:%Y-%m-%d %H:%M:%S} UTC), still running after {waited:.0f} s of waiting; "
-        "its outcome will be in the table's history: try again later"
+        f"{row.started_at:%Y-%m-%d %H:%M:%S} UTC), {patience}; its outcome will be in the "
+        "table's history: try again later"
     )
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import pyarrow as pa
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,7 +23,7 @@ from refresh.deletions import schedule_deletions
 from refresh.errors import Conflict, NotFound, public_message
 from refresh.lookup import load_connection, load_table, open_source
 from refresh.parquet import WrittenFile, write_parquet
-from refresh.prefetch import read_ahead
+from refresh.prefetch import call_within, read_ahead
 from refresh.runtime import Runtime
 from refresh.schema_refresh import record_discovery
 from refresh.sources import DiscoveredTable, Source
@@ -53,9 +55,9 @@ def refresh_table(
 ) -> TableRefreshResult:
     """Mode 3 of ``POST /refresh``, also run by the per-table jobs of a connection-wide refresh.
 
-    A refresh of a table that is already being refreshed joins it: it waits for that refresh and
-    reports its outcome instead of publishing a second version. If that refresh fails, this one
-    tries again itself.
+    A refresh of a table that is already being refreshed joins it: it waits for that refresh
+    (``REFRESH_WAIT_SECONDS`` at most, then ``RefreshInProgress``) and reports its outcome instead
+    of publishing a second version. If that refresh fails, this one tries again itself.
     """
     started = time.monotonic()
     with rt.catalog.session() as session:
@@ -83,7 +85,7 @@ def refresh_table(
             other = wait_for(
                 rt,
                 busy.version_id,
-                rt.settings.refresh_job_timeout_seconds,
+                rt.settings.refresh_wait_seconds,
                 table=f"{schema_name}.{table_name} (connection {connection_id})",
             )
             if other is not None and other.status in (
@@ -92,8 +94,11 @@ def refresh_table(
             ):
                 return result(other.rows or 0, [])
             continue
-        with Heartbeat(rt, held.version_id):
-            written, warnings = _write_and_publish(rt, source, connection_id, held, handle)
+        stall_seconds = rt.settings.source_stall_timeout_seconds
+        with Heartbeat(rt, held.version_id, stall_seconds) as heartbeat:
+            written, warnings = _write_and_publish(
+                rt, source, connection_id, held, handle, heartbeat
+            )
         return result(written.rows, warnings)
 
 
@@ -103,6 +108,7 @@ def _write_and_publish(
     connection_id: str,
     held: Claim,
     handle: CacheWriteHandle,
+    heartbeat: Heartbeat,
 ) -> tuple[WrittenFile, list[dict[str, str]]]:
     try:
         # Read under the claim: no other refresh can publish until it is released, so this is
@@ -112,14 +118,39 @@ def _write_and_publish(
         if table is None:
             raise Conflict("the table was removed from the catalog (its connection deleted?)")
         described = _describe(rt, source, connection_id, table)
-        with source.read(described) as batches, read_ahead(batches, READ_AHEAD) as ahead:
-            written = write_parquet(ahead, handle.local_path, described.arrow_schema())
-        url = rt.storage.finalize_cache_write(handle)
+        written = _write(rt, source, described, handle, heartbeat)
+        heartbeat.progress()
+        url = rt.storage.finalize_cache_write(handle, on_progress=heartbeat.progress)
         warnings = _publish(rt, table, held, url, written)
     except BaseException as error:
         _fail(rt, held, handle, error)
         raise
     return written, warnings
+
+
+def _write(
+    rt: Runtime,
+    source: Source,
+    table: DiscoveredTable,
+    handle: CacheWriteHandle,
+    heartbeat: Heartbeat,
+) -> WrittenFile:
+    """Stream the source into the version's Parquet file, the source read in its own thread.
+
+    A source that sends nothing for ``SOURCE_STALL_TIMEOUT_SECONDS`` fails the refresh; its query
+    is interrupted rather than waited for.
+    """
+    stall_seconds = rt.settings.source_stall_timeout_seconds
+
+    def counted(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            heartbeat.progress()
+            yield batch
+
+    with read_ahead(
+        lambda: source.read(table), READ_AHEAD, stall_seconds, source.interrupt
+    ) as batches:
+        return write_parquet(counted(batches), handle.local_path, table.arrow_schema())
 
 
 def _describe(rt: Runtime, source: Source, connection_id: str, table: Table) -> DiscoveredTable:
@@ -129,7 +160,12 @@ def _describe(rt: Runtime, source: Source, connection_id: str, table: Table) -> 
     one; asking the source (one small query) makes every data refresh match the live table.
     """
     key = (table.schema_name, table.table_name)
-    found = [t for t in source.discover(only=[key]) if t.key == key]
+    discovered = call_within(
+        lambda: source.discover(only=[key]),
+        rt.settings.source_stall_timeout_seconds,
+        source.interrupt,
+    )
+    found = [t for t in discovered if t.key == key]
     record_discovery(rt, connection_id, found, scope=[key])
     if not found:
         raise NotFound(
@@ -142,10 +178,31 @@ def _describe(rt: Runtime, source: Source, connection_id: str, table: Table) -> 
 def _publish(
     rt: Runtime, target: Table, held: Claim, url: str, written: WrittenFile
 ) -> list[dict[str, str]]:
-    """Swap the pointer: compare-and-set from ``target``, the table as read under the claim."""
+    """Swap the pointer: compare-and-set from ``target``, the table as read under the claim.
+
+    The claim must still be ours: one that went stale (this refresh stalled) may have been taken
+    over, its directory queued for deletion, and a newer version published since.
+    """
     warnings: list[dict[str, str]] = []
     now = utcnow()
     with rt.catalog.session() as session:
+        ours = session.execute(
+            update(TableVersion)
+            .where(TableVersion.id == held.version_id, TableVersion.status == VersionStatus.WRITING)
+            .values(
+                status=VersionStatus.CURRENT,
+                path=url,
+                rows=written.rows,
+                bytes=written.bytes,
+                finished_at=now,
+                heartbeat_at=None,
+            )
+        )
+        if ours.rowcount != 1:
+            raise Conflict(
+                "this refresh made no progress for too long and its claim was taken over by "
+                "another refresh; nothing was published"
+            )
         swapped = session.execute(
             update(Table)
             .where(Table.id == target.id, Table.current_version == target.current_version)
@@ -164,20 +221,12 @@ def _publish(
             )
         session.execute(
             update(TableVersion)
-            .where(TableVersion.table_id == target.id, TableVersion.status == VersionStatus.CURRENT)
-            .values(status=VersionStatus.SUPERSEDED)
-        )
-        session.execute(
-            update(TableVersion)
-            .where(TableVersion.id == held.version_id)
-            .values(
-                status=VersionStatus.CURRENT,
-                path=url,
-                rows=written.rows,
-                bytes=written.bytes,
-                finished_at=now,
-                heartbeat_at=None,
+            .where(
+                TableVersion.table_id == target.id,
+                TableVersion.status == VersionStatus.CURRENT,
+                TableVersion.id != held.version_id,
             )
+            .values(status=VersionStatus.SUPERSEDED)
         )
         if target.current_path is not None:
             grace = timedelta(seconds=rt.settings.deletion_grace_seconds)
@@ -204,7 +253,10 @@ def _fail(rt: Runtime, held: Claim, handle: CacheWriteHandle, error: BaseExcepti
         with rt.catalog.session() as session:
             session.execute(
                 update(TableVersion)
-                .where(TableVersion.id == held.version_id)
+                .where(
+                    TableVersion.id == held.version_id,
+                    TableVersion.status == VersionStatus.WRITING,  # not if taken over meanwhile
+                )
                 .values(
                     status=VersionStatus.FAILED,
                     error=public_message(error),

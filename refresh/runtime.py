@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from config import Settings
 from refresh.catalog import Catalog
 from refresh.crypto import SecretBox
-from refresh.storage import Storage, open_storage
+from refresh.storage import S3Timeouts, Storage, open_storage
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,14 @@ class Runtime:
         return cls(
             settings=settings,
             catalog=Catalog(settings.database_url),
-            storage=open_storage(settings.cache_url, settings.s3_endpoint_url),
+            storage=open_storage(
+                settings.cache_url,
+                settings.s3_endpoint_url,
+                S3Timeouts(
+                    connect=settings.s3_connect_timeout_seconds,
+                    read=settings.s3_read_timeout_seconds,
+                    attempts=settings.s3_max_attempts,
+                ),
+            ),
             secrets=SecretBox(settings.secret_key),
         )

@@ -6,8 +6,10 @@ fails cleanly (nothing half-written is published, the previous version stays cur
 half-written directory is removed) and the job ends failed, saying why. A job over its time
 limit (``REFRESH_JOB_TIMEOUT_SECONDS``) ends the same way.
 
-Importing the job modules here, in the worker process, means each forked work horse starts with
-them loaded; connections are still opened in the horse (``workers.runtime``).
+Importing the job modules and every source module here, in the worker process, means each forked
+work horse starts with them loaded (copy-on-write: they cost memory once, not per job), instead
+of spending a fifth of a second importing drivers for a table that takes a tenth to copy.
+Connections are still opened in the horse (``workers.runtime``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from rq.worker import HerokuWorker
 
 import workers.jobs  # noqa: F401 (loaded once, before the work horses fork)
 from refresh.errors import Interrupted
+from refresh.sources import SOURCE_TYPES, source_class
+
+for _source_type in SOURCE_TYPES:
+    source_class(_source_type)
 
 
 class WorkerShutdown(ShutDownImminentException, Interrupted):

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import request
 from marshmallow import Schema, ValidationError
+from werkzeug.exceptions import ClientDisconnected
 
 from refresh.api.errors import ApiError
 
@@ -24,7 +25,12 @@ def json_body(schema: Schema) -> dict[str, Any]:
 
 def json_object() -> dict[str, Any]:
     """The body as sent: a JSON object, not yet validated."""
-    raw = request.get_data(cache=True)
+    try:
+        raw = request.get_data(cache=True)
+    except (TimeoutError, ClientDisconnected):
+        # The server bounds each read of the body (gunicorn.conf.py); werkzeug reports a read
+        # that timed out, like one cut short, as a disconnection.
+        raise ApiError(408, "the request body stopped arriving; send it whole") from None
     if not raw.strip():
         raise ApiError(400, "request body is empty; send a JSON object, e.g. {}")
     if not request.is_json:

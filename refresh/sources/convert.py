@@ -10,11 +10,16 @@ Two entry points:
   it, temporal values outside PostgreSQL's own range are refused, because that is where
   PostgreSQL's and DuckDB's ``infinity`` land (DuckDB as the extreme int64/int32, ADBC even wraps
   them around), and Arrow has no infinity to carry them.
-- ``rows_to_batch`` for DB-API rows (SQLAlchemy streams of MySQL, SQLite, any URL): pyarrow's
-  Python conversion is lenient (``1.5`` into an int column becomes ``1``, an aware datetime into a
+- ``rows_to_batch`` for DB-API rows (the generic SQLAlchemy source): pyarrow's Python
+  conversion is lenient (``1.5`` into an int column becomes ``1``, an aware datetime into a
   naive column is shifted to UTC, a datetime into a date column loses its time), so each value
-  is first normalised by a per-type function that accepts only lossless inputs. SQLite's dynamic
-  typing is why strings are accepted for temporal and decimal columns and floats for decimals.
+  is first normalised by a per-type function that accepts only lossless inputs. That per-value
+  Python call is most of the cost, so a column whose values all have the one Python type its
+  Arrow type takes exactly (what drivers usually return: ``int`` for integers, ``str`` for text,
+  ``datetime`` for timestamps...) is converted by pyarrow at once, in C++; only a column with
+  other values (strings in a SQLite date column, JSON as dicts...) goes value by value. SQLite's
+  dynamic typing is why strings are accepted for temporal and decimal columns and floats for
+  decimals.
 """
 
 from __future__ import annotations
@@ -68,6 +73,11 @@ def cast_array(array: pa.Array, target: pa.DataType, column: str) -> pa.Array:
     try:
         if pa.types.is_string(array.type) and pa.types.is_decimal(target):
             array = _decimal_text(array, target, column)
+        if pa.types.is_string(array.type) and pa.types.is_time64(target):
+            array = _time_text(array, target, column)
+        if pa.types.is_string(array.type) and pa.types.is_timestamp(target) and target.tz:
+            # Text without an offset in a UTC column is UTC: MySQL's TIMESTAMP in a UTC session.
+            array = pc.cast(array, pa.timestamp(target.unit), safe=True)
         if array.type != target:
             array = pc.cast(array, target, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
@@ -97,6 +107,30 @@ def _decimal_text(array: pa.Array, target: pa.DataType, column: str) -> pa.Array
     return array
 
 
+def _time_text(array: pa.Array, target: pa.DataType, column: str) -> pa.Array:
+    """Text of a time of day (MySQL's TIME, SQLite's TIME) to ``target``; pyarrow has no such cast.
+
+    Parsed as a timestamp on 1970-01-01, which refuses what is not a time of day: MySQL's TIME is
+    a duration (-838:59:59 to 838:59:59), and 25:00:00 or -00:00:01 fail rather than wrap.
+    """
+    unit = target.unit
+    try:
+        stamps = pc.cast(pc.binary_join_element_wise("1970-01-01 ", array, ""), pa.timestamp(unit))
+    except pa.ArrowInvalid:
+        bad = next(v for v in array.to_pylist() if v is not None and not _is_time_of_day(v))
+        problem = f"expected a time of day (00:00 to 24:00), got {bad!r}"
+        raise column_error(column, problem) from None
+    return pc.cast(stamps.view(pa.int64()), target)
+
+
+def _is_time_of_day(text: str) -> bool:
+    try:
+        pc.cast(pa.array([f"1970-01-01 {text}"]), pa.timestamp("ns"))
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
 def _check_temporal_range(array: pa.Array, column: str) -> None:
     kind = array.type
     if pa.types.is_date32(kind):
@@ -120,14 +154,54 @@ def rows_to_batch(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Record
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
     arrays = []
     for values, field in zip(columns, schema, strict=True):
-        normalise = python_normaliser(field.type)
         try:
-            arrays.append(
-                pa.array([None if v is None else normalise(v) for v in values], type=field.type)
-            )
+            array = _at_once(values, field.type)
+            if array is None:
+                normalise = python_normaliser(field.type)
+                array = pa.array(
+                    [None if v is None else normalise(v) for v in values], type=field.type
+                )
         except (ValueError, TypeError, ArithmeticError, pa.ArrowException) as error:
             raise column_error(field.name, error) from None
+        arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _at_once(values: Sequence[Any], target: pa.DataType) -> pa.Array | None:
+    """``values`` converted by pyarrow in one call, when that is exact; otherwise None.
+
+    Exact means every non-NULL value has the Python type pyarrow converts to ``target`` without
+    leniency: ``type(v)`` is compared, so ``bool`` is not taken for ``int``, nor ``datetime``
+    for ``date``. Timestamps are inferred (naive or aware as the values are), then cast: naive
+    values in a UTC column are UTC, as ``_aware_timestamp`` says; aware values refuse a naive
+    column.
+    """
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if not kinds:
+        return pa.nulls(len(values), target)
+    if len(kinds) > 1:
+        return None
+    [kind] = kinds
+    if pa.types.is_timestamp(target) and kind is datetime:
+        inferred = pa.array(values)
+        if inferred.type.tz is not None and not target.tz:
+            return None  # the normaliser refuses it, naming the value
+        return pc.cast(inferred, target, safe=True)
+    if _EXACT.get(kind) is not None and _EXACT[kind](target):
+        return pa.array(values, type=target)
+    return None
+
+
+# The Python types pyarrow converts exactly to the Arrow types they are checked against.
+_EXACT: dict[type, Callable[[pa.DataType], bool]] = {
+    int: pa.types.is_integer,
+    float: pa.types.is_float64,
+    str: pa.types.is_string,
+    bytes: pa.types.is_binary,
+    bool: pa.types.is_boolean,
+    date: pa.types.is_date32,
+}
 
 
 def python_normaliser(target: pa.DataType) -> Callable[[Any], Any]:

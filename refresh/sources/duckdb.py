@@ -15,15 +15,18 @@ LIST, STRUCT, MAP, TIME WITH TIME ZONE, BIT, BIGNUM, ...) -> string, as DuckDB's
 Columns read as strings are cast to VARCHAR in the SELECT, and so are decimals: DuckDB exports
 HUGEINTs to Arrow without range checks (a UHUGEINT above 2**127 comes out negative), whereas the
 string-to-decimal cast refuses what does not fit.
+
+``interrupt`` calls the connection's own ``interrupt()``, which DuckDB makes safe from another
+thread: the running query stops and the read raises.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import closing, contextmanager
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import duckdb
 import pyarrow as pa
@@ -33,6 +36,7 @@ from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source
 from refresh.sources.config import FileConfigSchema
 from refresh.sources.convert import cast_batch, read_as_text
 from refresh.sources.errors import source_errors
+from refresh.sources.interrupt import ReadStopper
 from refresh.sources.typemap import decimal_type
 
 _SIMPLE_TYPES: dict[str, pa.DataType] = {
@@ -102,6 +106,12 @@ class DuckDBSource(Source):
     source_type: ClassVar[str] = "duckdb"
     config_schema = FileConfigSchema
 
+    def __init__(
+        self, config: Mapping[str, Any], password: str | None, connect_timeout: float
+    ) -> None:
+        super().__init__(config, password, connect_timeout)
+        self._stopper = ReadStopper()
+
     def _connect(self) -> duckdb.DuckDBPyConnection:
         connection = duckdb.connect(self.config["path"], read_only=True, config=_CONFINED)
         # Text output of TIMESTAMPTZ values inside cast columns (lists, structs) in UTC.
@@ -124,15 +134,23 @@ class DuckDBSource(Source):
     def read(self, table: DiscoveredTable) -> Iterator[Iterator[pa.RecordBatch]]:
         columns = ", ".join(_select_item(column) for column in table.columns)
         sql = f"SELECT {columns} FROM {_quote(table.schema_name)}.{_quote(table.table_name)}"
+        self._stopper.check()
         with source_errors([], (duckdb.Error,)):
             connection = self._connect()
-        with closing(connection):
-            with source_errors([], (duckdb.Error,)):
+        with closing(connection), self._stopper.on_interrupt(connection.interrupt):
+            with source_errors([], (duckdb.Error,)), self._stopper.explaining():
                 reader = connection.sql(sql).to_arrow_reader(BATCH_ROWS)
             yield self._batches(reader, table.arrow_schema())
 
     def _batches(self, reader: pa.RecordBatchReader, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         # An error of the query mid-stream reaches Python as the OSError of pyarrow's reader.
-        with source_errors([], (duckdb.Error, pa.ArrowException, OSError)):
+        with (
+            source_errors([], (duckdb.Error, pa.ArrowException, OSError)),
+            self._stopper.explaining(),
+        ):
             for batch in reader:
+                self._stopper.check()
                 yield cast_batch(batch, schema)
+
+    def interrupt(self) -> None:
+        self._stopper.interrupt()

@@ -14,12 +14,18 @@ binary types -> binary, anything else -> string. PostgreSQL domains use their ba
 
 The connect timeout reaches the drivers known to take ``connect_timeout`` (psycopg, psycopg2,
 PyMySQL); other drivers read theirs from the URL's query string, where a user can set it.
+
+``interrupt`` cancels the running statement where the driver can from another thread: SQLite's
+``interrupt()``, psycopg's ``cancel_safe()`` (bounded by the connect timeout). Other drivers
+(PyMySQL, psycopg2, ...) have no such call: a blocked read then ends by the driver's own timeouts
+(a URL can set them), or is abandoned by the refresh.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterator, Mapping
+import sqlite3
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
@@ -35,6 +41,7 @@ from sqlalchemy.pool import NullPool
 from refresh.sources.base import Column, DiscoveredTable, Source
 from refresh.sources.config import confined_path
 from refresh.sources.errors import source_errors
+from refresh.sources.interrupt import ReadStopper
 from refresh.sources.sql_stream import stream_table
 from refresh.sources.typemap import UNCONSTRAINED_DECIMAL, decimal_type
 
@@ -106,6 +113,12 @@ class SQLAlchemyURLSource(Source):
     source_type: ClassVar[str] = "sqlalchemy"
     config_schema = SQLAlchemyConfigSchema
 
+    def __init__(
+        self, config: Mapping[str, Any], password: str | None, connect_timeout: float
+    ) -> None:
+        super().__init__(config, password, connect_timeout)
+        self._stopper = ReadStopper()
+
     @classmethod
     def split_secret(cls, config: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
         url = make_url(config["url"])
@@ -148,7 +161,21 @@ class SQLAlchemyURLSource(Source):
     def read(self, table: DiscoveredTable) -> AbstractContextManager[Iterator[pa.RecordBatch]]:
         with source_errors([self.password], _DRIVER_ERRORS):
             engine = self._engine()
-        return stream_table(engine, table, [self.password], _DRIVER_ERRORS)
+        return stream_table(
+            engine, table, [self.password], _DRIVER_ERRORS, self._stopper, self._canceller
+        )
+
+    def interrupt(self) -> None:
+        self._stopper.interrupt()
+
+    def _canceller(self, dbapi_connection: Any) -> Callable[[], None] | None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            return dbapi_connection.interrupt
+        cancel_safe = getattr(dbapi_connection, "cancel_safe", None)  # psycopg 3
+        if cancel_safe is not None:
+            timeout = max(1, math.ceil(self.connect_timeout))
+            return lambda: cancel_safe(timeout=timeout)
+        return None
 
 
 def _without_password(url: URL) -> URL:

@@ -1,4 +1,4 @@
-"""SQLite files, opened read-only; discovery in one query, reading through SQLAlchemy.
+"""SQLite files, opened read-only; discovery in one query, reading through ADBC's SQLite driver.
 
 SQLite columns have declared types, not types: any column may hold any value. The mapping
 (``arrow_type``) follows SQLite's own affinity rules on the declared type, after the names that
@@ -15,28 +15,51 @@ applications use for the types SQLite lacks:
 
 A stored value that does not fit its column (text in an INTEGER column, a date stored as a
 number) fails the table's read naming the column.
+
+Discovery uses Python's ``sqlite3`` (one query). Reads use ADBC's SQLite driver, which builds
+Arrow batches in C outside the GIL: about four times as fast as ``sqlite3`` rows converted in
+Python. The driver infers each column's Arrow type from the values of its first batch, so the
+SELECT makes the types certain:
+
+- text-parsed columns (strings, decimals, dates, timestamps, times) are read as ``CAST(... AS
+  TEXT)`` and cast strictly by ``convert.cast_array`` (the driver's SQLite prints a REAL as its
+  shortest round-trip text, as Python's ``repr`` does); BLOB columns as ``CAST(... AS BLOB)``;
+  INTEGER, REAL and BOOLEAN columns as stored;
+- a first row of typed constants (``0``, ``0.0``, ``''``, ``x''``) comes before the table's rows
+  (``UNION ALL``, dropped from the first batch), so a column that starts with NULLs is not
+  inferred as int64;
+- a value of another storage class in an INTEGER, REAL or BOOLEAN column makes the driver widen
+  the column's type (first batch) or fail with a type mismatch (later batches): both fail the
+  column by name.
+
+The driver offers no cancel (ADBC 1.13: not implemented for SQLite), so ``interrupt`` stops the
+read at the next batch boundary: immediate on tables and plain views, but a view that computes for
+long before producing a batch (a sort, a slow recursive query) runs until its batch is ready.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import sqlite3
 from collections import defaultdict
-from collections.abc import Collection, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import adbc_driver_manager
+import adbc_driver_sqlite.dbapi as adbc
 import pyarrow as pa
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
+import pyarrow.compute as pc
+from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 
-from refresh.sources.base import Column, DiscoveredTable, Source
+from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source
 from refresh.sources.config import FileConfigSchema
+from refresh.sources.convert import cast_array, column_error
 from refresh.sources.errors import source_errors
-from refresh.sources.sql_stream import stream_table
+from refresh.sources.interrupt import ReadStopper
 from refresh.sources.typemap import UNCONSTRAINED_DECIMAL, decimal_type
 
 SCHEMA = "main"
@@ -60,7 +83,21 @@ ORDER BY m.name, p.cid
 """
 _ONLY_FILTER = "AND m.name IN (SELECT value FROM json_each(?))"
 
-_DRIVER_ERRORS = (sqlite3.Error, SQLAlchemyError)
+_DRIVER_ERRORS = (sqlite3.Error, adbc_driver_manager.Error, pa.ArrowException, OSError)
+
+_quote = SQLiteDialect().identifier_preparer.quote_identifier
+
+# How each Arrow type is read: the SELECT item around the quoted name, the constant of the first
+# row, the Arrow type the driver then produces, and what a misfit value is called in the error.
+_READ_AS_STORED = {
+    pa.int64(): ("{}", "0", "an integer"),
+    pa.bool_(): ("{}", "0", "a boolean (0 or 1)"),
+    pa.float64(): ("{}", "0.0", "a number"),
+}
+_READ_AS_TEXT = ("CAST({} AS TEXT)", "''", "text")
+_READ_AS_BLOB = ("CAST({} AS BLOB)", "x''", "bytes")
+_DRIVER_TYPES = {"0": pa.int64(), "0.0": pa.float64(), "''": pa.string(), "x''": pa.binary()}
+_TYPE_MISMATCH = re.compile(r"Type mismatch in column (\d+): expected \w+ but got (.+)")
 
 
 def arrow_type(declared: str) -> pa.DataType:
@@ -82,31 +119,117 @@ def arrow_type(declared: str) -> pa.DataType:
     return pa.string()
 
 
+def _how_to_read(column: Column) -> tuple[str, str, str]:
+    if pa.types.is_binary(column.arrow_type):
+        return _READ_AS_BLOB
+    return _READ_AS_STORED.get(column.arrow_type, _READ_AS_TEXT)
+
+
 class SQLiteSource(Source):
     source_type: ClassVar[str] = "sqlite"
     config_schema = FileConfigSchema
 
-    def _engine(self) -> Engine:
+    def __init__(
+        self, config: Mapping[str, Any], password: str | None, connect_timeout: float
+    ) -> None:
+        super().__init__(config, password, connect_timeout)
+        self._stopper = ReadStopper()
+
+    def _uri(self) -> str:
         # mode=ro: the service can never write to the file, whatever SQL it is tricked into.
-        # check_same_thread off: the consumer may iterate the batches in another thread.
-        uri = Path(self.config["path"]).as_uri() + "?mode=ro"
-        return create_engine(
-            "sqlite://",
-            creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
-            poolclass=NullPool,
-        )
+        return Path(self.config["path"]).as_uri() + "?mode=ro"
 
     def discover(self, only: Collection[tuple[str, str]] | None = None) -> list[DiscoveredTable]:
         params: tuple[str, ...] = ()
         if only is not None:
             params = (json.dumps([table for schema, table in only if schema == SCHEMA]),)
         sql = _DISCOVERY_SQL.format(only=_ONLY_FILTER if only is not None else "")
-        with source_errors([], _DRIVER_ERRORS), self._engine().connect() as connection:
-            rows = connection.exec_driver_sql(sql, params).all()
+        with (
+            source_errors([], _DRIVER_ERRORS),
+            closing(sqlite3.connect(self._uri(), uri=True)) as connection,
+        ):
+            rows = connection.execute(sql, params).fetchall()
         columns: dict[str, list[Column]] = defaultdict(list)
         for table, name, declared, not_null in rows:
             columns[table].append(Column(name, arrow_type(declared), not not_null, declared))
         return [DiscoveredTable(SCHEMA, table, tuple(cols)) for table, cols in columns.items()]
 
-    def read(self, table: DiscoveredTable) -> AbstractContextManager[Iterator[pa.RecordBatch]]:
-        return stream_table(self._engine(), table, [], _DRIVER_ERRORS)
+    @contextmanager
+    def read(self, table: DiscoveredTable) -> Iterator[Iterator[pa.RecordBatch]]:
+        self._stopper.check()
+        ways = [_how_to_read(column) for column in table.columns]
+        first = ", ".join(constant for _, constant, _ in ways)
+        items = ", ".join(
+            item.format(_quote(c.name)) for c, (item, _, _) in zip(table.columns, ways, strict=True)
+        )
+        sql = (
+            f"SELECT {first} UNION ALL "
+            f"SELECT {items} FROM {_quote(table.schema_name)}.{_quote(table.table_name)}"
+        )
+        busy_ms = max(1, math.ceil(self.connect_timeout)) * 1000
+        with ExitStack() as stack:
+            with source_errors([], _DRIVER_ERRORS):
+                connection = stack.enter_context(closing(adbc.connect(self._uri())))
+                cursor = stack.enter_context(closing(connection.cursor()))
+                # A writer's lock is waited for as long as a server's connection would be.
+                cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+                cursor.fetchall()
+                cursor.adbc_statement.set_options(
+                    **{"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)}
+                )
+                cursor.execute(sql)
+                reader = stack.enter_context(closing(cursor.fetch_record_batch()))
+            yield self._batches(reader, table, ways)
+
+    def _batches(
+        self, reader: pa.RecordBatchReader, table: DiscoveredTable, ways: list[tuple[str, str, str]]
+    ) -> Iterator[pa.RecordBatch]:
+        schema = table.arrow_schema()
+        first = True
+        with source_errors([], _DRIVER_ERRORS), self._stopper.explaining():
+            while True:
+                self._stopper.check()
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                except OSError as error:
+                    raise _misfit(error, table, ways) from None
+                if first:
+                    batch, first = batch.slice(1), False  # the row of typed constants
+                arrays = [
+                    _convert(array, column, way)
+                    for array, column, way in zip(batch.columns, table.columns, ways, strict=True)
+                ]
+                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def interrupt(self) -> None:
+        """Stop the read at its next batch boundary (the driver cannot cancel a running step)."""
+        self._stopper.interrupt()
+
+
+def _convert(array: pa.Array, column: Column, way: tuple[str, str, str]) -> pa.Array:
+    _, constant, expected = way
+    if array.type != _DRIVER_TYPES[constant]:
+        # The driver widened the column for a value of another storage class.
+        raise column_error(column.name, f"expected {expected}, got a value read as {array.type}")
+    target = column.arrow_type
+    if pa.types.is_boolean(target):
+        bounds = pc.min_max(array)
+        if bounds["min"].as_py() not in (None, 0, 1) or bounds["max"].as_py() not in (None, 0, 1):
+            raise column_error(column.name, f"expected {expected}, got {bounds['max'].as_py()}")
+    if pa.types.is_string(target):
+        try:
+            array.validate(full=True)
+        except pa.ArrowInvalid as error:
+            raise column_error(column.name, error) from None
+    return cast_array(array, target, column.name)
+
+
+def _misfit(error: OSError, table: DiscoveredTable, ways: list[tuple[str, str, str]]) -> Exception:
+    """The driver's type mismatch in a later batch, told with the column's name."""
+    match = _TYPE_MISMATCH.search(str(error))
+    if match is None or int(match[1]) >= len(table.columns):
+        return error
+    index = int(match[1])
+    return column_error(table.columns[index].name, f"expected {ways[index][2]}, got {match[2]}")

@@ -16,7 +16,7 @@ from refresh.storage.base import (
     encode_identifier,
 )
 from refresh.storage.filesystem import FilesystemStorage, file_url_path
-from refresh.storage.s3 import S3Storage
+from refresh.storage.s3 import S3Storage, S3Timeouts
 
 __all__ = [
     "DATA_FILE",
@@ -25,6 +25,7 @@ __all__ = [
     "CacheWriteHandle",
     "FilesystemStorage",
     "S3Storage",
+    "S3Timeouts",
     "Storage",
     "StorageError",
     "VersionDirectory",
@@ -33,12 +34,16 @@ __all__ = [
 ]
 
 
-def open_storage(cache_url: str, s3_endpoint_url: str | None) -> Storage:
+def open_storage(
+    cache_url: str,
+    s3_endpoint_url: str | None,
+    s3_timeouts: S3Timeouts = S3Timeouts(),  # noqa: B008 (frozen, so sharing it is safe)
+) -> Storage:
     """The storage ``CACHE_URL`` names; a relative ``file://./dir`` is resolved here, once."""
     root = file_url_path(cache_url)
     if root is not None:
         return FilesystemStorage(Path(root))
     parts = urlsplit(cache_url)
     if parts.scheme == "s3" and parts.netloc:
-        return S3Storage(parts.netloc, parts.path, endpoint_url=s3_endpoint_url)
+        return S3Storage(parts.netloc, parts.path, s3_endpoint_url, s3_timeouts)
     raise ValueError(f"a cache URL is file:///dir or s3://bucket/prefix, got {cache_url!r}")

@@ -17,7 +17,7 @@ import secrets
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -178,14 +178,18 @@ class Storage(ABC):
             url=self._url(segments),
         )
 
-    def finalize_cache_write(self, handle: CacheWriteHandle) -> str:
+    def finalize_cache_write(
+        self, handle: CacheWriteHandle, on_progress: Callable[[], None] = lambda: None
+    ) -> str:
         """Publish a written version and return its directory URL (no ``.parquet``, no ``/``).
 
-        On a StorageError the caller calls ``abort_cache_write`` so nothing is left behind.
+        ``on_progress`` is called as an upload moves on, so the caller can tell a long upload
+        from a stuck one. On a StorageError the caller calls ``abort_cache_write`` so nothing is
+        left behind.
         """
         if not handle.local_path.is_file():
             raise StorageError(f"nothing was written to {handle.local_path}, nothing to publish")
-        self._publish(handle, self._segments(handle.url))
+        self._publish(handle, self._segments(handle.url), on_progress)
         return handle.url
 
     def abort_cache_write(self, handle: CacheWriteHandle) -> None:
@@ -259,7 +263,9 @@ class Storage(ABC):
         """Make room for the version at ``segments`` and return the local file to write."""
 
     @abstractmethod
-    def _publish(self, handle: CacheWriteHandle, segments: Sequence[str]) -> None:
+    def _publish(
+        self, handle: CacheWriteHandle, segments: Sequence[str], on_progress: Callable[[], None]
+    ) -> None:
         """Make the written file the version's ``data.parquet``, atomically for readers."""
 
     @abstractmethod

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
@@ -44,6 +45,19 @@ MAX_PREFIX_BYTES = MAX_KEY_BYTES - 1 - MAX_PATH_BELOW_ROOT_BYTES
 _S3_ERRORS = (BotoCoreError, ClientError, Boto3Error)
 
 
+@dataclass(frozen=True)
+class S3Timeouts:
+    """How long any S3 call may wait: a frozen endpoint fails a refresh instead of hanging it.
+
+    ``read`` bounds each wait for the server's answer (a 64 MiB part's included); ``attempts``
+    counts the first try and boto3's retries.
+    """
+
+    connect: float = 5
+    read: float = 60
+    attempts: int = 3
+
+
 class S3Storage(Storage):
     # 64 MiB parts allow objects up to 640 GiB (10,000 parts); the upload streams from the file,
     # so memory stays at a few MiB per thread whatever the part size (measured).
@@ -51,7 +65,13 @@ class S3Storage(Storage):
         multipart_threshold=64 * _MiB, multipart_chunksize=64 * _MiB, max_concurrency=4
     )
 
-    def __init__(self, bucket: str, prefix: str, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        endpoint_url: str | None = None,
+        timeouts: S3Timeouts = S3Timeouts(),
+    ) -> None:
         self._bucket = bucket
         self._prefix = prefix.strip("/")
         if len(self._prefix.encode()) > MAX_PREFIX_BYTES:
@@ -59,11 +79,14 @@ class S3Storage(Storage):
                 f"the prefix of an s3:// cache URL is at most {MAX_PREFIX_BYTES} bytes, so that "
                 f"every key fits in S3's {MAX_KEY_BYTES}; got {len(self._prefix.encode())}"
             )
-        # A short connect timeout and few retries: GET /health must answer while S3 is down.
         self._client = boto3.client(
             "s3",
             endpoint_url=endpoint_url,
-            config=Config(connect_timeout=5, retries={"mode": "standard", "max_attempts": 3}),
+            config=Config(
+                connect_timeout=timeouts.connect,
+                read_timeout=timeouts.read,
+                retries={"mode": "standard", "max_attempts": timeouts.attempts},
+            ),
         )
 
     @property
@@ -102,7 +125,9 @@ class S3Storage(Storage):
         except OSError as error:
             raise StorageError(f"could not create a temporary file: {error}") from error
 
-    def _publish(self, handle: CacheWriteHandle, segments: Sequence[str]) -> None:
+    def _publish(
+        self, handle: CacheWriteHandle, segments: Sequence[str], on_progress: Callable[[], None]
+    ) -> None:
         """Upload, then drop the local copy whatever happened: a retry rereads the source."""
         url = f"{handle.url}/{DATA_FILE}"
         try:
@@ -111,6 +136,7 @@ class S3Storage(Storage):
                 self._bucket,
                 self._key([*segments, DATA_FILE]),
                 Config=self.transfer_config,
+                Callback=lambda _bytes: on_progress(),
             )
         except _S3_ERRORS as error:
             raise _storage_error("upload to", url, error) from error

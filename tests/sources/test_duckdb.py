@@ -13,7 +13,7 @@ import pytest
 
 from refresh.sources import build_source
 from refresh.sources.base import Source, SourceError
-from tests.support.sources import WEIRD_NAMES, by_key, read_batches, read_rows, types_of
+from tests.support.sources import by_key, read_rows, types_of
 
 TEXT = "line1\nline2, \"double\" 'single' café 日本"
 
@@ -169,42 +169,6 @@ def test_query_error_in_the_middle_of_the_stream_is_a_source_error(tmp_path: Pat
 
     with pytest.raises(SourceError, match="boom"):
         read_rows(src, table)
-
-
-def test_hostile_identifiers_are_quoted_everywhere(tmp_path: Path) -> None:
-    def q(name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
-
-    schema, table_name = 'we"ird', 'x"; DROP TABLE y; --'
-    path = make_db(
-        tmp_path / "db.duckdb",
-        "CREATE TABLE y (i INTEGER)",
-        f"CREATE SCHEMA {q(schema)}",
-        f"CREATE TABLE {q(schema)}.{q(table_name)} "
-        f"({', '.join(f'{q(n)} VARCHAR' for n in WEIRD_NAMES)})",
-        f"INSERT INTO {q(schema)}.{q(table_name)} VALUES ({', '.join('?' * len(WEIRD_NAMES))})",
-        params=WEIRD_NAMES,
-    )
-    src = source(path)
-
-    [table] = src.discover(only=[(schema, table_name)])
-
-    assert [c.name for c in table.columns] == WEIRD_NAMES
-    assert read_rows(src, table) == [dict(zip(WEIRD_NAMES, WEIRD_NAMES, strict=True))]
-    assert ("main", "y") in by_key(src.discover())
-
-
-def test_large_table_is_streamed_in_several_batches(tmp_path: Path) -> None:
-    path = make_db(
-        tmp_path / "db.duckdb", "CREATE TABLE big AS SELECT range AS id FROM range(200000)"
-    )
-    src = source(path)
-    [table] = src.discover()
-
-    batches = read_batches(src, table)
-
-    assert len(batches) > 1
-    assert sum(b.num_rows for b in batches) == 200_000
 
 
 def test_missing_file_is_an_error_and_is_not_created(tmp_path: Path) -> None:

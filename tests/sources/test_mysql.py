@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import secrets
+import threading
 import time
 from datetime import UTC, date, datetime
 from datetime import time as clock
@@ -15,8 +16,10 @@ import pytest
 
 from refresh.sources import build_source
 from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source, SourceError
+from tests.support.proxy import pausable_proxy
 from tests.support.services import Database, MariaDBServer
-from tests.support.sources import WEIRD_NAMES, by_key, read_batches, read_rows, types_of
+from tests.support.source_kinds import wait_until_reading
+from tests.support.sources import by_key, read_rows, types_of
 
 TEXT = "line1\nline2, \"double\" 'single' `tick` café 日本"
 
@@ -159,40 +162,6 @@ def test_time_outside_a_day_fails_naming_the_column(
         read_rows(my, table)
 
 
-def test_hostile_identifiers_are_quoted_everywhere(
-    mariadb: MariaDBServer, mysql_source: Database
-) -> None:
-    table_name = 'x"; DROP TABLE y; --'
-    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
-        cur.execute("CREATE TABLE y (i int)")
-        columns = ", ".join(f"{quoted(name)} text" for name in WEIRD_NAMES)
-        cur.execute(f"CREATE TABLE {quoted(table_name)} ({columns})")
-        placeholders = ", ".join(["%s"] * len(WEIRD_NAMES))
-        cur.execute(f"INSERT INTO {quoted(table_name)} VALUES ({placeholders})", WEIRD_NAMES)
-    my = source(mysql_source)
-    db = mysql_source.database
-
-    [table] = my.discover(only=[(db, table_name)])
-
-    assert [c.name for c in table.columns] == WEIRD_NAMES
-    assert read_rows(my, table) == [dict(zip(WEIRD_NAMES, WEIRD_NAMES, strict=True))]
-    assert (db, "y") in by_key(my.discover())
-
-
-def test_large_table_is_streamed_in_several_batches(
-    mariadb: MariaDBServer, mysql_source: Database
-) -> None:
-    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
-        cur.execute("CREATE TABLE big AS SELECT seq AS id FROM seq_1_to_200000")
-    my = source(mysql_source)
-    [table] = my.discover()
-
-    batches = read_batches(my, table)
-
-    assert len(batches) > 1
-    assert sum(b.num_rows for b in batches) == 200_000
-
-
 # PyMySQL reports a half-read stream from __del__ hooks: "error" turns that report into a failure.
 @pytest.mark.filterwarnings("error")
 def test_abandoned_stream_is_interrupted_cleanly(
@@ -259,3 +228,87 @@ def test_connect_timeout_bounds_a_server_that_never_answers(silent_port: int) ->
         with pytest.raises(SourceError, match="timed out"):
             attempt()
         assert time.monotonic() - started < 3
+
+
+SLOW_VIEW = "CREATE VIEW slow AS SELECT seq, SLEEP(0.1) AS s FROM seq_1_to_1000000"
+
+
+def running_reads(mariadb: MariaDBServer, db: Database) -> list[int]:
+    """Ids of the sessions running one of the service's reads in ``db``."""
+    with mariadb.connect(db) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT ID FROM information_schema.PROCESSLIST "
+            "WHERE DB = %s AND INFO LIKE '%%refresh-service read%%' AND ID <> CONNECTION_ID()",
+            (db.database,),
+        )
+        return [row[0] for row in cur.fetchall()]
+
+
+def poll(condition: object, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def read_in_thread(my: Source, table: DiscoveredTable) -> tuple[threading.Thread, list]:
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            read_rows(my, table)
+        except BaseException as error:
+            outcome.append(error)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return reader, outcome
+
+
+def test_interrupt_kills_the_query_on_the_server(
+    mariadb: MariaDBServer, mysql_source: Database
+) -> None:
+    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
+        cur.execute(SLOW_VIEW)
+    my = source(mysql_source)
+    [table] = my.discover()
+    reader, outcome = read_in_thread(my, table)
+    poll(lambda: running_reads(mariadb, mysql_source))
+
+    my.interrupt()
+    reader.join(5)
+
+    assert not reader.is_alive()
+    [error] = outcome
+    assert isinstance(error, SourceError)
+    assert "interrupted" in str(error)
+    poll(lambda: not running_reads(mariadb, mysql_source))
+
+
+def test_interrupt_ends_a_read_from_a_frozen_host(
+    mariadb: MariaDBServer, mysql_source: Database
+) -> None:
+    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
+        cur.execute(SLOW_VIEW)
+    with pausable_proxy(mysql_source.host, mysql_source.port) as proxy:
+        my = source(mysql_source, port=proxy.port)
+        [table] = my.discover()
+        reader, outcome = read_in_thread(my, table)
+        wait_until_reading(my)
+        poll(lambda: running_reads(mariadb, mysql_source))
+        proxy.pause()
+        try:
+            # From another thread, as the stall watchdog does: its KILL QUERY cannot get through
+            # the frozen host, and takes up to the connect timeout to give up.
+            threading.Thread(target=my.interrupt, daemon=True).start()
+            reader.join(5)
+
+            assert not reader.is_alive(), "the read did not end after interrupt()"
+            [error] = outcome
+            assert isinstance(error, SourceError)
+            assert "interrupted" in str(error)
+        finally:
+            proxy.resume()
+            with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
+                for thread_id in running_reads(mariadb, mysql_source):
+                    cur.execute("KILL QUERY %s", (thread_id,))

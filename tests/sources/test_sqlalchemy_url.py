@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import gc
 import secrets
-import sqlite3
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -17,7 +15,7 @@ from sqlalchemy.engine import make_url
 from refresh.sources import build_source, source_class
 from refresh.sources.base import Column, DiscoveredTable, Source, SourceError
 from tests.support.services import Database, MariaDBServer, PostgresServer
-from tests.support.sources import WEIRD_NAMES, by_key, read_batches, read_rows, types_of
+from tests.support.sources import by_key, read_rows, types_of
 
 SOURCE = source_class("sqlalchemy")
 
@@ -110,30 +108,6 @@ def test_postgres_url_discovers_maps_and_reads(
     assert [t.key for t in src.discover(only=[("public", "v"), ("other", "o")])] == [
         ("public", "v")
     ]
-
-
-def test_sqlite_url_with_hostile_identifiers_streams_in_batches(tmp_path: Path) -> None:
-    def q(name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
-
-    path, table_name = tmp_path / "db.sqlite", 'x"; DROP TABLE y; --'
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE y (i INTEGER)")
-        conn.execute(f"CREATE TABLE {q(table_name)} ({', '.join(q(n) for n in WEIRD_NAMES)})")
-        conn.executemany(
-            f"INSERT INTO {q(table_name)} VALUES ({', '.join('?' * len(WEIRD_NAMES))})",
-            [tuple(WEIRD_NAMES)] * 70_000,
-        )
-    conn.close()
-    src = source(f"sqlite:///{path}")
-
-    [table] = src.discover(only=[("main", table_name)])
-    batches = read_batches(src, table)
-
-    assert [c.name for c in table.columns] == WEIRD_NAMES
-    assert [b.num_rows for b in batches] == [65_536, 70_000 - 65_536]
-    assert batches[0].slice(0, 1).to_pylist() == [dict(zip(WEIRD_NAMES, WEIRD_NAMES, strict=True))]
-    assert ("main", "y") in by_key(src.discover())
 
 
 def test_wrong_password_is_a_source_error_without_the_password(

@@ -7,6 +7,7 @@ For what only a real server shows: the answers gunicorn gives itself, before Fla
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import socket
 import subprocess
@@ -16,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -41,6 +42,20 @@ def exchange(port: int, request: bytes) -> Answer:
         response = http.client.HTTPResponse(sock)
         response.begin()
         return Answer(response.status, response.getheader("Content-Type"), response.read())
+
+
+def get(port: int, path: str) -> Answer:
+    return exchange(port, f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+
+
+def post(port: int, path: str, body: dict[str, Any]) -> Answer:
+    """A JSON request to the server on ``port``."""
+    data = json.dumps(body).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+    )
+    return exchange(port, head.encode() + data)
 
 
 @contextmanager

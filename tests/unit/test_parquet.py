@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from refresh.parquet import ROW_GROUP_ROWS, write_parquet
-from refresh.prefetch import read_ahead
 
 SCHEMA = pa.schema([("id", pa.int64()), ("status", pa.string()), ("note", pa.string())])
 
@@ -53,28 +50,3 @@ def test_an_empty_stream_gives_a_readable_empty_file(tmp_path: Path) -> None:
     table = pq.read_table(tmp_path / "a.parquet")
     assert table.num_rows == 0
     assert table.schema == SCHEMA
-
-
-def test_read_ahead_keeps_order_and_raises_the_producers_error() -> None:
-    def items() -> Iterator[int]:
-        yield from range(100)
-        raise RuntimeError("source broke")
-
-    seen = []
-    with pytest.raises(RuntimeError, match="source broke"), read_ahead(items(), 4) as ahead:
-        seen.extend(ahead)
-    assert seen == list(range(100))
-
-
-def test_read_ahead_stops_the_producer_when_the_consumer_stops() -> None:
-    produced = []
-
-    def items() -> Iterator[int]:
-        for number in range(10_000):
-            produced.append(number)
-            yield number
-
-    with read_ahead(items(), 2) as ahead:
-        assert next(iter(ahead)) == 0
-    assert len(produced) <= 4  # the producer stayed at most `depth` (+1 in hand) ahead
-    assert not any(t.name == "refresh-read-ahead" for t in threading.enumerate())

@@ -1,0 +1,329 @@
+"""Data refresh of the reference ``orders`` table from MariaDB and SQLite, beside connectorx.
+
+    python -m bench.native_refresh [--rows 1000000] [--repeat 3] [--keep] [--skip-generic]
+
+The PostgreSQL ``orders`` of ``bench/orders.sql`` is the one generator: its rows are copied into
+MariaDB (``LOAD DATA LOCAL INFILE`` of a ``COPY ... csv``) and into a SQLite file, whose own
+checksums must equal PostgreSQL's before anything is measured. Then, interleaved ``--repeat``
+times (medians reported), each in a fresh process:
+
+- the service: ``POST /refresh`` (mode 3) with the embedded defaults; its in-process time, the
+  CPU time (user + sys) of the process and its children, and the peak RSS of the service
+  process "+" that of its largest child (MySQL's connectorx reader process);
+- connectorx 0.4.6 alone: ``read_sql(return_type="arrow")`` + ``pyarrow.parquet.write_table``
+  (zstd), the recipe of the issue, and its streaming form (``arrow_stream`` + ``ParquetWriter``);
+- with ``--skip-generic`` not given, the generic ``sqlalchemy`` source on the same tables.
+
+Every Parquet copy is checked against PostgreSQL's checksums (DuckDB on the copy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pymysql
+
+from bench.common import PG, ROOT, psql, run_child, scratch_database, service_client
+from bench.data_refresh import CHECKSUMS_PG
+
+MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root"}
+WORK = ROOT / "var" / "bench"
+
+# The PostgreSQL rows as MariaDB and SQLite take them: timestamps as UTC text, booleans as 0/1.
+EXPORT = (
+    "SELECT id, customer_id, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), "
+    "amount::text, status, note, flag::int, score FROM orders ORDER BY id"
+)
+MYSQL_TABLE = """CREATE TABLE orders (
+  id bigint PRIMARY KEY, customer_id int NOT NULL, created_at datetime(6) NOT NULL,
+  amount decimal(12,2), status text NOT NULL, note text, flag bool, score double)"""
+SQLITE_TABLE = """CREATE TABLE orders (
+  id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, created_at DATETIME NOT NULL,
+  amount DECIMAL(12,2), status TEXT NOT NULL, note TEXT, flag BOOLEAN, score DOUBLE)"""
+# orders.sql's checksums in each engine (SQLite: amounts in cents, as it stores REALs; the
+# epoch sum in two parts, which Python adds).
+CHECKSUMS_MYSQL = """
+SELECT count(*), sum(amount), count(*) - count(note), sum(note = ''), count(*) - count(amount),
+       count(*) - count(flag), sum(flag), count(*) - count(score),
+       sum(timestampdiff(MICROSECOND, '1970-01-01', created_at))
+FROM orders"""
+CHECKSUMS_SQLITE = """
+SELECT count(*), sum(CAST(round(amount * 100) AS INTEGER)), count(*) - count(note),
+       sum(note = ''), count(*) - count(amount), count(*) - count(flag), sum(flag),
+       count(*) - count(score),
+       sum(unixepoch(substr(created_at, 1, 19))), sum(CAST(substr(created_at, 21) AS INTEGER))
+FROM orders"""
+# The same on any Parquet copy: flags as integers and amounts as cents cover every copy's types
+# (connectorx reads SQLite's DECIMAL as double and MySQL's bool as int8).
+CHECKSUMS_PARQUET = """
+SELECT count(*), sum(CAST(amount AS DECIMAL(12, 2))), count(*) - count(note),
+       count(*) FILTER (WHERE note = ''), count(*) - count(amount), count(*) - count(flag),
+       count(*) FILTER (WHERE CAST(flag AS INTEGER) = 1), count(*) - count(score),
+       sum(epoch_us(created_at))
+FROM read_parquet(?)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved runs (median shown)")
+    parser.add_argument("--keep", action="store_true", help="keep (and reuse) the source tables")
+    parser.add_argument("--skip-generic", action="store_true", help="skip the sqlalchemy source")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        CHILDREN[args.child[0]](*args.child[1:])
+        return
+
+    name = f"rs_native_bench_orders_{args.rows}"
+    with scratch_database(name, keep=args.keep) as database:
+        expected = prepare(database, args.rows, args.keep)
+        paths = {
+            ("service", "mysql"): ["service", "mysql", name],
+            ("service", "sqlite"): ["service", "sqlite", str(sqlite_path(name))],
+            ("connectorx arrow", "mysql"): ["cx", "arrow", mysql_url(name)],
+            ("connectorx arrow", "sqlite"): ["cx", "arrow", f"sqlite://{sqlite_path(name)}"],
+            ("connectorx arrow_stream", "mysql"): ["cx", "arrow_stream", mysql_url(name)],
+            ("connectorx arrow_stream", "sqlite"): [
+                "cx",
+                "arrow_stream",
+                f"sqlite://{sqlite_path(name)}",
+            ],
+        }
+        if not args.skip_generic:
+            paths["generic sqlalchemy", "mysql"] = [
+                "generic",
+                f"mysql+pymysql://{mysql_url(name)[8:]}",
+            ]
+            paths["generic sqlalchemy", "sqlite"] = ["generic", f"sqlite:///{sqlite_path(name)}"]
+        runs: dict[tuple[str, str], list[dict]] = {key: [] for key in paths}
+        for attempt in range(args.repeat):
+            for key, child in paths.items():
+                if key[0] == "generic sqlalchemy" and attempt > 0:
+                    continue  # minutes per run at this speed; one is enough for its figure
+                print(f"run {attempt + 1}/{args.repeat}: {key[0]} ({key[1]}) ...", file=sys.stderr)
+                runs[key].append(measure(child, expected))
+        if not args.keep:
+            drop_copies(name)
+    print_table(args.rows, runs)
+
+
+def prepare(database: str, rows: int, keep: bool) -> tuple:
+    """The three copies of ``orders``, checked equal; returns PostgreSQL's checksums."""
+    if not psql(database, "-tAc", "SELECT to_regclass('orders')").strip():
+        print(f"creating orders with {rows:,} rows in PostgreSQL ...", file=sys.stderr)
+        psql(database, "-v", f"rows={rows}", "-f", str(ROOT / "bench/orders.sql"))
+    import psycopg
+
+    with psycopg.connect(**PG, dbname=database) as conn:
+        expected = tuple(conn.execute(CHECKSUMS_PG).fetchone())
+    copy_to_mysql(database, keep)
+    copy_to_sqlite(database, keep)
+    with admin_mysql(database) as conn, conn.cursor() as cur:
+        cur.execute(CHECKSUMS_MYSQL)
+        in_mysql = list(cur.fetchone())
+    *in_sqlite, seconds, micros = (
+        sqlite3.connect(sqlite_path(database)).execute(CHECKSUMS_SQLITE).fetchone()
+    )
+    in_sqlite.append(seconds * 1_000_000 + micros)  # one sum would overflow SQLite's int64
+    # Amounts compared in cents, everything as integers.
+    want = [int(v) for v in (expected[0], expected[1] * 100, *expected[2:])]
+    for engine, got in (("MariaDB", [in_mysql[0], in_mysql[1] * 100, *in_mysql[2:]]),
+                        ("SQLite", in_sqlite)):  # fmt: skip
+        if [int(v) for v in got] != want:
+            raise SystemExit(f"the {engine} copy differs:\n postgres {want}\n {engine} {got}")
+    print(f"source checksums (PostgreSQL = MariaDB = SQLite): {expected}", file=sys.stderr)
+    return expected
+
+
+def admin_mysql(database: str | None = None, **extra: object) -> pymysql.Connection:
+    return pymysql.connect(**MYSQL, database=database, charset="utf8mb4", autocommit=True, **extra)
+
+
+def copy_to_mysql(database: str, keep: bool) -> None:
+    with admin_mysql() as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (database,))
+        if keep and cur.fetchone():
+            return
+        cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
+        cur.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
+    print("copying orders into MariaDB ...", file=sys.stderr)
+    with tempfile.NamedTemporaryFile(suffix=".csv") as csv:
+        copy = f"COPY ({EXPORT}) TO STDOUT (FORMAT csv, NULL 'NULL', FORCE_QUOTE (status, note))"
+        psql(database, "-c", copy, stdout=csv.fileno())
+        with admin_mysql(database, local_infile=True) as conn, conn.cursor() as cur:
+            cur.execute(MYSQL_TABLE)
+            cur.execute(
+                f"LOAD DATA LOCAL INFILE '{csv.name}' INTO TABLE orders CHARACTER SET utf8mb4 "
+                "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' "
+                "LINES TERMINATED BY '\\n'"
+            )
+
+
+def copy_to_sqlite(database: str, keep: bool) -> None:
+    import psycopg
+
+    path = sqlite_path(database)
+    if keep and path.exists():
+        return
+    print("copying orders into SQLite ...", file=sys.stderr)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    target = sqlite3.connect(path)
+    target.execute(SQLITE_TABLE)
+    with psycopg.connect(**PG, dbname=database) as conn, conn.cursor(name="export") as cur:
+        cur.execute(EXPORT)
+        while rows := cur.fetchmany(50_000):
+            target.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    target.commit()
+    target.close()
+
+
+def drop_copies(database: str) -> None:
+    with admin_mysql() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
+    sqlite_path(database).unlink(missing_ok=True)
+
+
+def sqlite_path(database: str) -> Path:
+    return WORK / f"{database}.sqlite"
+
+
+def mysql_url(database: str) -> str:
+    return f"mysql://{MYSQL['user']}@{MYSQL['host']}:{MYSQL['port']}/{database}"
+
+
+def measure(child: list[str], expected: tuple) -> dict:
+    run = run_child("-m", "bench.native_refresh", "--child", *child)
+    report = json.loads(run.stdout)
+    check(report["parquet"], expected)
+    return report
+
+
+def check(parquet: str, expected: tuple) -> None:
+    import duckdb
+
+    actual = duckdb.connect().execute(CHECKSUMS_PARQUET, [parquet]).fetchone()
+    if tuple(actual) != tuple(expected):
+        raise SystemExit(f"checksums differ:\n source  {expected}\n parquet {actual}")
+
+
+def print_table(rows: int, runs: dict[tuple[str, str], list[dict]]) -> None:
+    print(f"{rows:,} rows; medians of {max(len(r) for r in runs.values())} interleaved runs")
+    header = f"{'path':28} {'engine':7} {'seconds':>8} {'cpu s':>7} {'rows/s':>10} {'peak RSS':>11}"
+    print(f"{header} {'vs cx arrow':>12} {'vs cx stream':>13}")
+    for (path, engine), results in runs.items():
+        seconds = statistics.median(r["seconds"] for r in results)
+        cpu = statistics.median(r["cpu_seconds"] for r in results)
+        peak = statistics.median(r["peak_mb"] for r in results)
+        child = statistics.median(r.get("child_mb", 0) for r in results)
+        memory = f"{peak:.0f}+{child:.0f}MB" if child else f"{peak:.0f}MB"
+        ratios = []
+        for reference in ("connectorx arrow", "connectorx arrow_stream"):
+            base = statistics.median(r["seconds"] for r in runs[reference, engine])
+            ratios.append(base / seconds)
+        print(
+            f"{path:28} {engine:7} {seconds:>8.2f} {cpu:>7.2f} {rows / seconds:>10,.0f} "
+            f"{memory:>11} {ratios[0]:>11.2f}x {ratios[1]:>12.2f}x"
+        )
+
+
+def _usage() -> dict:
+    """CPU of this process and its children, peak RSS of this one and of its largest child."""
+    own, children = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return {
+        "cpu_seconds": cpu,
+        "peak_mb": own.ru_maxrss / 1024,
+        "child_mb": children.ru_maxrss / 1024,
+    }
+
+
+def child_service(engine: str, target: str) -> None:
+    """The service's own code path in a fresh process, embedded defaults in a temp dir."""
+    if engine == "mysql":
+        source = {"source_type": "mysql", "config": {**MYSQL, "database": target}}
+        schema = target
+    elif engine == "sqlite":
+        source, schema = {"source_type": "sqlite", "config": {"path": target}}, "main"
+    else:
+        source = {"source_type": "sqlalchemy", "config": {"url": target}}
+        schema = target.rsplit("/", 1)[1] if target.startswith("mysql") else "main"
+    refresh(source, schema)
+
+
+def child_generic(url: str) -> None:
+    child_service("generic", url)
+
+
+def refresh(source: dict, schema: str) -> None:
+    from refresh.storage.filesystem import file_url_path
+
+    client = service_client(Path(tempfile.mkdtemp(prefix="bench-native-")))
+    response = client.post("/connections", json={"name": "bench", **source})
+    assert response.status_code == 201, response.get_json()
+    body = {"connection_id": "bench", "schema_name": schema, "table_name": "orders", "data": True}
+    before = _usage()
+    response = client.post("/refresh", json=body)
+    assert response.status_code == 200, response.get_json()
+    after = _usage()
+    path = client.get(f"/connections/bench/tables/{schema}/orders").get_json()["current_path"]
+    print(
+        json.dumps(
+            {
+                "seconds": response.get_json()["duration_ms"] / 1000,
+                "cpu_seconds": after["cpu_seconds"] - before["cpu_seconds"],
+                "peak_mb": after["peak_mb"],
+                "child_mb": after["child_mb"],
+                "parquet": f"{file_url_path(path)}/data.parquet",
+            }
+        )
+    )
+
+
+def child_cx(return_type: str, url: str) -> None:
+    """connectorx alone, timed inside its process like the service."""
+    import connectorx as cx
+    import pyarrow.parquet as pq
+
+    out = Path(tempfile.mkdtemp(prefix="bench-cx-")) / "orders.parquet"
+    before, started = _usage(), time.perf_counter()
+    if return_type == "arrow":
+        table = cx.read_sql(url, "SELECT * FROM orders", return_type="arrow")
+        pq.write_table(table, out, compression="zstd")
+    else:
+        reader = cx.read_sql(
+            url, "SELECT * FROM orders", return_type="arrow_stream", batch_size=65_536
+        )
+        with pq.ParquetWriter(out, reader.schema, compression="zstd") as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+    seconds = time.perf_counter() - started
+    after = _usage()
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "cpu_seconds": after["cpu_seconds"] - before["cpu_seconds"],
+                "peak_mb": after["peak_mb"],
+                "parquet": str(out),
+            }
+        )
+    )
+
+
+CHILDREN = {"service": child_service, "cx": child_cx, "generic": child_generic}
+
+if __name__ == "__main__":
+    main()
