@@ -20,7 +20,6 @@ import fakeredis
 from rq import Queue
 from rq.cron import CronScheduler
 from rq.exceptions import StopRequested
-from rq.timeouts import BaseTimeoutException, JobTimeoutException, TimerDeathPenalty
 from rq.worker import SimpleWorker
 
 from config import Settings
@@ -28,23 +27,11 @@ from refresh.runtime import Runtime
 from workers.maintenance import periodic_jobs
 from workers.queues import QUEUES
 from workers.runtime import bound
-from workers.worker import time_limit_exception
+from workers.time_limits import ThreadTimeLimit
 
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_SECONDS = 10
-
-
-class ThreadTimeLimit(TimerDeathPenalty):
-    """SIGALRM reaches only the main thread: a timer raises in the worker thread instead."""
-
-    def __init__(
-        self,
-        timeout: int,
-        exception: type[BaseTimeoutException] = JobTimeoutException,
-        **kw: object,
-    ) -> None:
-        super().__init__(timeout, time_limit_exception(exception), **kw)
 
 
 class ThreadWorker(SimpleWorker):

@@ -34,7 +34,7 @@ import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
@@ -44,6 +44,7 @@ import psycopg
 import pyarrow as pa
 from sqlalchemy.dialects.postgresql.base import PGDialect
 
+from refresh.sources import adbc
 from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source, SourceError
 from refresh.sources.config import PostgresConfigSchema
 from refresh.sources.convert import cast_batch, read_as_text
@@ -413,8 +414,8 @@ class _TableRead:
                 self.cancellable(connection.cancel),
             ):
                 if snapshot is not None:
-                    adbc_execute(connection, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                    adbc_execute(connection, _import_sql(snapshot))
+                    adbc.execute(connection, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    adbc.execute(connection, _import_sql(snapshot))
                 if imported is not None:
                     imported.set()
                 for select in _drain(pending):
@@ -426,7 +427,7 @@ class _TableRead:
 
     def _copy(
         self,
-        connection: adbc_driver_manager.AdbcConnection,
+        connection: adbc.Connection,
         select: str,
         emit: Callable[[pa.RecordBatch], bool],
     ) -> bool:
@@ -440,38 +441,17 @@ class _TableRead:
         return True
 
 
-# ADBC's low-level API rather than its DB-API module, which imports pyarrow.dataset and pandas:
-# 40 MB of memory in every worker for nothing the service uses.
+def adbc_connect(uri: str, autocommit: bool) -> AbstractContextManager[adbc.Connection]:
+    """An ADBC connection to the source, with the service's options."""
+    database = adbc_driver_postgresql.connect(uri, db_kwargs=_ADBC_DATABASE_OPTIONS)
+    return adbc.connect(database, autocommit)
 
 
-@contextmanager
-def adbc_connect(uri: str, autocommit: bool) -> Iterator[adbc_driver_manager.AdbcConnection]:
-    with (
-        adbc_driver_postgresql.connect(uri, db_kwargs=_ADBC_DATABASE_OPTIONS) as database,
-        adbc_driver_manager.AdbcConnection(database) as connection,
-    ):
-        if not autocommit:
-            connection.set_autocommit(False)
-        yield connection
-
-
-def adbc_execute(connection: adbc_driver_manager.AdbcConnection, sql: str) -> None:
-    with adbc_driver_manager.AdbcStatement(connection) as statement:
-        statement.set_sql_query(sql)
-        statement.execute_update()
-
-
-@contextmanager
 def adbc_query(
-    connection: adbc_driver_manager.AdbcConnection, sql: str
-) -> Iterator[pa.RecordBatchReader]:
+    connection: adbc.Connection, sql: str
+) -> AbstractContextManager[pa.RecordBatchReader]:
     """The rows of ``sql`` (ADBC runs a SELECT as binary COPY), in batches of about 4 MiB."""
-    with adbc_driver_manager.AdbcStatement(connection) as statement:
-        statement.set_options(**_ADBC_STATEMENT_OPTIONS)
-        statement.set_sql_query(sql)
-        stream, _ = statement.execute_query()
-        with pa.RecordBatchReader.from_stream(stream) as reader:
-            yield reader
+    return adbc.query(connection, sql, _ADBC_STATEMENT_OPTIONS)
 
 
 def _queue(selects: list[str]) -> queue.SimpleQueue[str]:
