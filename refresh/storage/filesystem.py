@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -106,6 +106,24 @@ class FilesystemStorage(Storage):
             _fsync_directory(directory)
         except OSError as error:
             raise StorageError(f"could not publish {directory}: {error}") from error
+
+    def _directories(self, depth: int) -> Iterator[list[str]]:
+        """Real directories only: a symlink is not followed, so nothing outside is listed."""
+        yield from self._subdirectories(str(self._root), [], depth)
+
+    def _subdirectories(self, path: str, segments: list[str], depth: int) -> Iterator[list[str]]:
+        try:
+            with os.scandir(path) as entries:
+                names = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+        except FileNotFoundError:  # not created yet, or deleted meanwhile
+            return
+        except OSError as error:
+            raise StorageError(f"could not list {path}: {error.strerror or error}") from error
+        for name in names:
+            if len(segments) + 1 == depth:
+                yield [*segments, name]
+            else:
+                yield from self._subdirectories(os.path.join(path, name), [*segments, name], depth)
 
     def _delete_file(self, segments: Sequence[str]) -> None:
         path = self._root.joinpath(*segments)
