@@ -21,8 +21,9 @@ EMBEDDED_REDIS_LABEL = "redis://embedded/0"
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app from ``settings`` (default: the environment, read once here).
 
-    Without ``REDIS_URL`` this also starts the in-process job workers (embedded mode); call
-    ``app.extensions[JOBS].close()`` to stop them when the app is dropped before its process.
+    Without ``REDIS_URL`` this also starts the in-process job workers and scheduler (embedded
+    mode); call ``app.extensions[JOBS].close()`` to stop them when the app is dropped before its
+    process.
     """
     if settings is None:
         try:

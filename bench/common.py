@@ -54,13 +54,14 @@ class Run:
     seconds: float
     peak_rss_mb: float
     stdout: str
+    cpu_seconds: float = 0.0  # user + sys of the whole process
 
 
-def run_child(*args: str, env: dict[str, str] | None = None) -> Run:
-    """Run ``python -m bench.<args>`` and report its wall time and peak RSS (``wait4``)."""
+def run_child(*args: str, env: dict[str, str] | None = None, python: str = sys.executable) -> Run:
+    """Run ``python <args>`` and report its wall time and peak RSS (``wait4``)."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, *args],
+        [python, *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
@@ -73,25 +74,24 @@ def run_child(*args: str, env: dict[str, str] | None = None) -> Run:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed with exit code {process.returncode}")
-    return Run(seconds, usage.ru_maxrss / 1024, out)
+    return Run(seconds, usage.ru_maxrss / 1024, out, usage.ru_utime + usage.ru_stime)
 
 
 def timed_command(command: list[str]) -> Run:
-    """A shell command's wall time and peak RSS, its output discarded."""
+    """A shell command's wall time, peak RSS and CPU time, its output discarded."""
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(command)} failed")
-    return Run(time.perf_counter() - started, usage.ru_maxrss / 1024, "")
+    seconds = time.perf_counter() - started
+    return Run(seconds, usage.ru_maxrss / 1024, "", usage.ru_utime + usage.ru_stime)
 
 
-def service_client(
-    work: Path, catalog_url: str | None = None, file_sources_dir: Path | None = None
-) -> FlaskClient:
+def service_client(work: Path, catalog_url: str | None = None, **settings: str) -> FlaskClient:
     """The API with the embedded defaults under ``work`` (or the given catalog), migrated.
 
-    ``file_sources_dir`` is where file sources (SQLite) may be; by default ``work``.
+    ``settings`` adds variables to its environment (``SOURCE_READ_STREAMS="2"``).
     """
     from app import create_app
     from config import load_settings
@@ -102,7 +102,7 @@ def service_client(
         "DATABASE_URL": catalog_url or f"sqlite:///{work}/catalog.db",
         "CACHE_URL": f"file://{work}/cache",
         "SECRET_KEY": "bench",
-        "FILE_SOURCES_DIR": str(file_sources_dir or work),
+        **settings,
     }
     app = create_app(load_settings(environ))
     upgrade(app.extensions[EXTENSION].catalog)

@@ -343,7 +343,9 @@ def child_generic(url: str) -> None:
 def refresh(source: dict, schema: str, table: str) -> None:
     from refresh.storage.filesystem import file_url_path
 
-    client = service_client(Path(tempfile.mkdtemp(prefix="bench-native-")), file_sources_dir=WORK)
+    client = service_client(
+        Path(tempfile.mkdtemp(prefix="bench-native-")), FILE_SOURCES_DIR=str(WORK)
+    )
     response = client.post("/connections", json={"name": "bench", **source})
     assert response.status_code == 201, response.get_json()
     body = {"connection_id": "bench", "schema_name": schema, "table_name": table, "data": True}

@@ -14,6 +14,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 VAR_DIR = Path("var")
+# Connections reading one PostgreSQL table at once: one per core (up to 4) keeps every core of
+# the worker busy without piling connections onto the source (PARALLEL_REFRESH_COUNT tables
+# each take this many).
+DEFAULT_READ_STREAMS = min(4, os.cpu_count() or 1)
 
 
 class ConfigError(Exception):
@@ -36,6 +40,7 @@ class Settings:
     max_deletion_retries: int
     parallel_refresh_count: int
     source_connect_timeout_seconds: int
+    source_read_streams: int
     source_stall_timeout_seconds: int
     refresh_wait_seconds: int
     refresh_job_timeout_seconds: int
@@ -67,6 +72,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_deletion_retries=_int(env, "MAX_DELETION_RETRIES", 5, minimum=1),
         parallel_refresh_count=_int(env, "PARALLEL_REFRESH_COUNT", 4, minimum=1),
         source_connect_timeout_seconds=_int(env, "SOURCE_CONNECT_TIMEOUT_SECONDS", 10, minimum=1),
+        source_read_streams=_int(env, "SOURCE_READ_STREAMS", DEFAULT_READ_STREAMS, minimum=1),
         source_stall_timeout_seconds=_int(env, "SOURCE_STALL_TIMEOUT_SECONDS", 300, minimum=1),
         refresh_wait_seconds=_int(env, "REFRESH_WAIT_SECONDS", 30, minimum=0),
         refresh_job_timeout_seconds=_int(env, "REFRESH_JOB_TIMEOUT_SECONDS", 3600, minimum=1),

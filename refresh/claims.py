@@ -158,6 +158,23 @@ class Heartbeat:
                 log.warning("heartbeat for table version %s failed", self._version_id)
 
 
+def end_stale_claims(rt: Runtime) -> int:
+    """Take over every claim whose heartbeat went stale (its refresh was killed or is stuck), as
+    a refresh waiting for it would: the version fails and its directory is queued for deletion.
+
+    For the orphan sweep, so that a killed refresh of a table nobody refreshes again is cleaned up
+    too. Returns how many claims were found stale.
+    """
+    with rt.catalog.session() as session:
+        writing = session.scalars(
+            select(TableVersion).where(TableVersion.status == VersionStatus.WRITING)
+        ).all()
+    stale = [row for row in writing if _stale(row.heartbeat_at)]
+    for row in stale:
+        _take_over(rt, row)
+    return len(stale)
+
+
 def _writer(rt: Runtime, table_id: int) -> int | None:
     with rt.catalog.session() as session:
         return session.scalar(

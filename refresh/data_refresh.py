@@ -23,10 +23,10 @@ from refresh.deletions import schedule_deletions
 from refresh.errors import Conflict, NotFound, public_message
 from refresh.lookup import load_connection, load_table, open_source
 from refresh.parquet import WrittenFile, write_parquet
-from refresh.prefetch import Stalled, read_ahead
+from refresh.prefetch import call_within, read_ahead
 from refresh.runtime import Runtime
 from refresh.schema_refresh import record_discovery
-from refresh.sources import DiscoveredTable, Source, SourceError
+from refresh.sources import DiscoveredTable, Source
 from refresh.storage import CacheWriteHandle, StorageError
 
 log = logging.getLogger(__name__)
@@ -147,16 +147,10 @@ def _write(
             heartbeat.progress()
             yield batch
 
-    try:
-        with read_ahead(
-            lambda: source.read(table), READ_AHEAD, stall_seconds, source.interrupt
-        ) as batches:
-            return write_parquet(counted(batches), handle.local_path, table.arrow_schema())
-    except Stalled as stalled:
-        raise SourceError(
-            f"the source sent nothing for {stalled.seconds:.0f} s (SOURCE_STALL_TIMEOUT_SECONDS); "
-            "the read was cancelled and nothing was published"
-        ) from None
+    with read_ahead(
+        lambda: source.read(table), READ_AHEAD, stall_seconds, source.interrupt
+    ) as batches:
+        return write_parquet(counted(batches), handle.local_path, table.arrow_schema())
 
 
 def _describe(rt: Runtime, source: Source, connection_id: str, table: Table) -> DiscoveredTable:
@@ -166,7 +160,12 @@ def _describe(rt: Runtime, source: Source, connection_id: str, table: Table) -> 
     one; asking the source (one small query) makes every data refresh match the live table.
     """
     key = (table.schema_name, table.table_name)
-    found = [t for t in source.discover(only=[key]) if t.key == key]
+    discovered = call_within(
+        lambda: source.discover(only=[key]),
+        rt.settings.source_stall_timeout_seconds,
+        source.interrupt,
+    )
+    found = [t for t in discovered if t.key == key]
     record_discovery(rt, connection_id, found, scope=[key])
     if not found:
         raise NotFound(

@@ -1,20 +1,63 @@
 """Deferred deletion of version directories that are no longer current.
 
 Readers may still hold an old ``current_path`` after a swap, so a directory is only queued here
-and removed once its grace period has passed.
+and removed once its grace period has passed, by ``process_pending_deletions`` (the scheduler runs
+it every ``DELETION_INTERVAL_SECONDS``).
+
+Any number of processors may run at once (two schedulers, a run still going when the next one
+starts). Each claims a batch of due rows for ``CLAIM_SECONDS`` in one short transaction (``FOR
+UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serializes the claims), deletes
+outside any transaction, and records each outcome in a short one, only if it still holds the
+claim. A processor killed mid-batch leaves its claims to expire; another one then takes the rows
+over. However long the backlog, no more than a batch is in memory and no transaction lasts long.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+import secrets
+import time
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import (
+    ColumnElement,
+    Text,
+    and_,
+    delete,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from refresh.catalog import PendingDeletion, utcnow
+from refresh.catalog import PendingDeletion, Table, TableVersion, VersionStatus, utcnow
+from refresh.runtime import Runtime
+from refresh.storage import StorageError
+
+log = logging.getLogger(__name__)
 
 _INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+BATCH_SIZE = 100
+# How long a claim holds: far longer than a batch of deletions takes. A processor stops taking
+# rows of its batch once less than CLAIM_MARGIN is left, so a row is not deleted by two.
+CLAIM_SECONDS = 300
+CLAIM_MARGIN_SECONDS = 60
+DEFER_UNREADABLE = timedelta(hours=24)
+
+# How SQLAlchemy stores a timestamp in SQLite (text, "9" a digit); anything else cannot be read.
+_SQLITE_SHAPE = "9999-99-99 99:99:99.999999"
+_SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+_SQLITE_REGEX = re.compile("".join(r"\d" if c == "9" else re.escape(c) for c in _SQLITE_SHAPE))
+_SQLITE_GLOB = "".join("[0-9]" if c == "9" else c for c in _SQLITE_SHAPE)
 
 
 def schedule_deletions(session: Session, paths: Iterable[str], delete_after: datetime) -> None:
@@ -31,3 +74,253 @@ def schedule_deletions(session: Session, paths: Iterable[str], delete_after: dat
         insert(PendingDeletion).on_conflict_do_nothing(index_elements=["path"]),
         rows,
     )
+
+
+@dataclass
+class DeletionRun:
+    """What one ``process_pending_deletions`` did, row by row."""
+
+    deleted: int = 0
+    failed: int = 0  # will be retried by a later run
+    given_up: int = 0
+    deferred: int = 0  # unreadable ``delete_after``
+    current: int = 0  # dropped from the queue: a table's current version
+    being_written: int = 0  # left for a later run: a refresh is writing it
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: int
+    path: str
+    retry_count: int
+    delete_after: datetime | None  # None: the stored value cannot be read
+    stored: object  # the stored value, for the warning when it cannot be read
+
+
+def process_pending_deletions(rt: Runtime) -> DeletionRun:
+    """Delete the directory of every due row (``delete_after <= now``), a batch at a time.
+
+    Success removes the row and marks the version ``deleted`` in its table's history, with when.
+    A failure counts an attempt on the row (``retry_count``, ``last_error``), retried by the next
+    run; the ``MAX_DELETION_RETRIES``-th gives up: the row goes, the files stay, and the version's
+    history says ``deletion_failed`` and why. A row whose ``delete_after`` cannot be read is
+    deferred by 24 hours. Each row is tried once per run.
+    """
+    run = DeletionRun()
+    token = secrets.token_hex(16)
+    after_id = 0
+    while True:
+        batch, after_id = _claim(rt, token, after_id, run)
+        if not batch:
+            break
+        stop_at = time.monotonic() + CLAIM_SECONDS - CLAIM_MARGIN_SECONDS
+        for position, row in enumerate(batch):
+            if position and time.monotonic() > stop_at:  # a slow storage: claim the rest afresh
+                _release(rt, token, [r.id for r in batch[position:]])
+                after_id = row.id - 1
+                break
+            _process(rt, token, row, run)
+    if run != DeletionRun():
+        log.info("pending deletions processed: %s", run)
+    return run
+
+
+def _claim(rt: Runtime, token: str, after_id: int, run: DeletionRun) -> tuple[list[_Claimed], int]:
+    """Claim the next due rows after ``after_id``, except those whose directory is in use;
+    returns them and the id to continue after (none claimed: nothing is left).
+
+    A table's current version is dropped from the queue: kept, the row would still be due when the
+    version is superseded later, and the directory would go without its grace period. A version a
+    refresh is writing is left for a later run: the refresh may fail and need it deleted. Neither
+    happens but in a race (the orphan sweep with a tiny ``ORPHAN_MIN_AGE_SECONDS``, a failing
+    refresh queueing its directory just before it records its failure).
+    """
+    dialect = rt.catalog.dialect
+    while True:
+        now = utcnow()
+        with rt.catalog.session() as session:
+            rows = session.execute(
+                select(
+                    PendingDeletion.id,
+                    PendingDeletion.path,
+                    PendingDeletion.retry_count,
+                    _stored_delete_after(dialect),
+                )
+                .where(
+                    PendingDeletion.id > after_id,
+                    or_(PendingDeletion.delete_after <= now, _unreadable(dialect)),
+                    or_(
+                        PendingDeletion.claimed_until.is_(None),
+                        PendingDeletion.claimed_until < now,
+                    ),
+                )
+                .order_by(PendingDeletion.id)
+                .limit(BATCH_SIZE)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not rows:
+                return [], after_id
+            current, writing = _in_use(session, [row.path for row in rows])
+            if current:
+                session.execute(delete(PendingDeletion).where(PendingDeletion.path.in_(current)))
+            claimed = [row for row in rows if row.path not in current | writing]
+            session.execute(
+                update(PendingDeletion)
+                .where(PendingDeletion.id.in_([row.id for row in claimed]))
+                .values(claim_token=token, claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+            )
+        for path in current:
+            log.warning("not deleting %s: it is a table's current version; dropped", path)
+        for path in writing:
+            log.info("not deleting %s yet: a refresh is writing it", path)
+        run.current += len(current)
+        run.being_written += len(writing)
+        after_id = rows[-1].id
+        if claimed:
+            return [
+                _Claimed(row.id, row.path, row.retry_count, _read_timestamp(row.stored), row.stored)
+                for row in claimed
+            ], after_id
+
+
+def _in_use(session: Session, paths: list[str]) -> tuple[set[str], set[str]]:
+    """Which of ``paths`` are a table's current version, and which a refresh is writing."""
+    current = session.scalars(select(Table.current_path).where(Table.current_path.in_(paths)))
+    writing = session.scalars(
+        select(TableVersion.path).where(
+            TableVersion.path.in_(paths), TableVersion.status == VersionStatus.WRITING
+        )
+    )
+    return set(current), set(writing)
+
+
+def _process(rt: Runtime, token: str, row: _Claimed, run: DeletionRun) -> None:
+    if row.delete_after is None:
+        _defer(rt, token, row)
+        run.deferred += 1
+        return
+    try:
+        rt.storage.delete_prefix(row.path)
+    except StorageError as error:  # anything else (a job's time limit) ends the run
+        if _record_failure(rt, token, row, str(error)):
+            run.given_up += 1
+        else:
+            run.failed += 1
+        return
+    _record_deletion(rt, token, row)
+    run.deleted += 1
+
+
+def _record_deletion(rt: Runtime, token: str, row: _Claimed) -> None:
+    with rt.catalog.session() as session:
+        if not _remove(session, token, row):
+            return
+        session.execute(
+            update(TableVersion)
+            .where(TableVersion.path == row.path)
+            .values(status=VersionStatus.DELETED, deleted_at=utcnow())
+        )
+
+
+def _record_failure(rt: Runtime, token: str, row: _Claimed, reason: str) -> bool:
+    """Count the failed attempt; True when it was the last one allowed and the row was given up."""
+    attempt = row.retry_count + 1
+    limit = rt.settings.max_deletion_retries
+    with rt.catalog.session() as session:
+        if attempt < limit:
+            session.execute(
+                update(PendingDeletion)
+                .where(PendingDeletion.id == row.id, PendingDeletion.claim_token == token)
+                .values(
+                    retry_count=attempt, last_error=reason, claim_token=None, claimed_until=None
+                )
+            )
+            log.warning(
+                "could not delete %s (attempt %d of %d; the next run tries again): %s",
+                row.path,
+                attempt,
+                limit,
+                reason,
+            )
+            return False
+        if not _remove(session, token, row):
+            return False
+        given_up = (
+            f"deleting its directory failed {attempt} times; given up, the files stay: {reason}"
+        )
+        for version in session.scalars(select(TableVersion).where(TableVersion.path == row.path)):
+            version.status = VersionStatus.DELETION_FAILED
+            version.error = f"{version.error}; then {given_up}" if version.error else given_up
+    log.error(
+        "gave up deleting %s after %d failed attempts; its files stay: %s",
+        row.path,
+        attempt,
+        reason,
+    )
+    return True
+
+
+def _defer(rt: Runtime, token: str, row: _Claimed) -> None:
+    later = utcnow() + DEFER_UNREADABLE
+    with rt.catalog.session() as session:
+        session.execute(
+            update(PendingDeletion)
+            .where(PendingDeletion.id == row.id, PendingDeletion.claim_token == token)
+            .values(delete_after=later, claim_token=None, claimed_until=None)
+        )
+    log.warning(
+        "the deletion time of %s cannot be read (%r); not deleted, deferred 24 hours to %s",
+        row.path,
+        row.stored,
+        f"{later:%Y-%m-%d %H:%M:%S} UTC",
+    )
+
+
+def _remove(session: Session, token: str, row: _Claimed) -> bool:
+    """Remove a claimed row; False when the claim had expired and another processor has it."""
+    removed = session.execute(
+        delete(PendingDeletion).where(
+            PendingDeletion.id == row.id, PendingDeletion.claim_token == token
+        )
+    )
+    return removed.rowcount == 1
+
+
+def _release(rt: Runtime, token: str, ids: list[int]) -> None:
+    with rt.catalog.session() as session:
+        session.execute(
+            update(PendingDeletion)
+            .where(PendingDeletion.id.in_(ids), PendingDeletion.claim_token == token)
+            .values(claim_token=None, claimed_until=None)
+        )
+
+
+def _stored_delete_after(dialect: str) -> ColumnElement[object]:
+    """``delete_after`` as stored: SQLite may hold anything in it (a hand edit, an old version),
+    which reading it as a timestamp would fail on; PostgreSQL holds timestamps only."""
+    column = PendingDeletion.delete_after
+    stored = type_coerce(column, Text) if dialect == "sqlite" else column
+    return stored.label("stored")
+
+
+def _unreadable(dialect: str) -> ColumnElement[bool]:
+    """Rows whose ``delete_after`` is not a timestamp, claimed whether due or not to be deferred.
+
+    On SQLite a text value compares with ``now`` character by character, so a malformed one may
+    never look due; a value of the right shape but impossible (February 31) is found when read.
+    """
+    if dialect != "sqlite":
+        return false()
+    stored = type_coerce(PendingDeletion.delete_after, Text)
+    return not_(and_(func.typeof(stored) == "text", stored.op("GLOB")(_SQLITE_GLOB)))
+
+
+def _read_timestamp(stored: object) -> datetime | None:
+    if isinstance(stored, datetime):
+        return stored
+    if not isinstance(stored, str) or not _SQLITE_REGEX.fullmatch(stored):
+        return None
+    try:
+        return datetime.strptime(stored, _SQLITE_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None

@@ -46,4 +46,5 @@ def open_source(rt: Runtime, connection: Connection) -> Source:
         connection.config,
         password,
         rt.settings.source_connect_timeout_seconds,
+        rt.settings.source_read_streams,
     )

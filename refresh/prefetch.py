@@ -1,4 +1,4 @@
-"""Reading a source in a background thread, ahead of the Parquet writer, under a stall watchdog.
+"""Waiting on a source, always bounded: reading it ahead of the Parquet writer, or one call.
 
 The PostgreSQL reader (ADBC) and the Parquet encoder both run in C++ without the GIL: with the
 source read in its own thread, a refresh takes about as long as the slower of the two instead of
@@ -7,7 +7,8 @@ their sum.
 The thread also makes every wait on the source bounded. A driver blocked on a frozen host or a
 lock never returns on its own; the writer side instead waits at most ``stall_seconds`` for each
 next batch, then interrupts the read (``Source.interrupt``), gives the thread a few seconds to
-end, and leaves it behind if it does not: the refresh fails either way, promptly.
+end, and leaves it behind if it does not: the refresh fails either way, promptly. A single call
+to a source (discovery) gets the same treatment from ``call_within``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TypeVar
 
+from refresh.sources.base import SourceError
+
 T = TypeVar("T")
+R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +33,14 @@ _PUT_POLL_SECONDS = 0.1
 STOP_SECONDS = 10.0
 
 
-class Stalled(Exception):
-    """The reader produced nothing for the allowed time."""
+class Stalled(SourceError):
+    """The source sent nothing for ``SOURCE_STALL_TIMEOUT_SECONDS``; its query was interrupted."""
 
     def __init__(self, seconds: float) -> None:
-        super().__init__(f"nothing arrived for {seconds:.0f} s")
+        super().__init__(
+            f"the source sent nothing for {seconds:.0f} s (SOURCE_STALL_TIMEOUT_SECONDS); "
+            "its query was cancelled and nothing was published"
+        )
         self.seconds = seconds
 
 
@@ -103,3 +110,28 @@ def read_ahead(
         thread.join(STOP_SECONDS)
         if thread.is_alive():
             log.warning("the source read did not stop within %.0f s; left behind", STOP_SECONDS)
+
+
+def call_within(call: Callable[[], R], seconds: float, interrupt: Callable[[], None]) -> R:
+    """``call()`` in a thread; ``Stalled`` (after ``interrupt()``) if it takes over ``seconds``."""
+    outcome: list[tuple[R | None, BaseException | None]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((call(), None))
+        except BaseException as error:
+            outcome.append((None, error))
+
+    thread = threading.Thread(target=run, name="refresh-source-call", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not outcome:
+        try:
+            interrupt()
+        except Exception:
+            log.warning("interrupting the source call failed", exc_info=True)
+        raise Stalled(seconds)
+    value, error = outcome[0]
+    if error is not None:
+        raise error
+    return value  # type: ignore[return-value]

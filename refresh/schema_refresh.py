@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from refresh.catalog import Connection, Table, utcnow
 from refresh.errors import NotFound, RefreshError
 from refresh.lookup import load_connection, open_source
+from refresh.prefetch import call_within
 from refresh.runtime import Runtime
 from refresh.sources import DiscoveredTable
 
@@ -69,7 +70,9 @@ def refresh_all_schemas(rt: Runtime) -> SchemaRefreshResult:
 def _refresh_one(rt: Runtime, connection_id: str) -> CatalogChanges:
     with rt.catalog.session() as session:
         source = open_source(rt, load_connection(session, connection_id))
-    discovered = source.discover()
+    discovered = call_within(
+        source.discover, rt.settings.source_stall_timeout_seconds, source.interrupt
+    )
     return record_discovery(rt, connection_id, discovered)
 
 

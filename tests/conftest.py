@@ -91,11 +91,15 @@ def app(settings: Settings) -> Iterator[Flask]:
     # Imported here so that suites of single modules (sources, storage) load without the app.
     from app import create_app
     from refresh.api.context import EXTENSION, JOBS
+    from refresh.catalog import Catalog
     from refresh.catalog.migrations import upgrade as migrate
 
+    # Migrated first, as bin/run does: the app's scheduler starts its jobs at once.
+    catalog = Catalog(settings.database_url)
+    migrate(catalog)
+    catalog.dispose()
     app = create_app(settings)
     runtime = app.extensions[EXTENSION]
-    migrate(runtime.catalog)
     yield app
     app.extensions[JOBS].close()
     runtime.catalog.dispose()

@@ -34,14 +34,20 @@ from workers.queues import REFRESH, connect
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _WAIT_POLL_SECONDS = 0.2
 
+# Every RQ status; one RQ may add later counts as running: a job is only ever reported ended
+# when RQ says so.
 _STATUS = {
+    RQStatus.CREATED: JobStatus.QUEUED,
     RQStatus.QUEUED: JobStatus.QUEUED,
     RQStatus.DEFERRED: JobStatus.QUEUED,
     RQStatus.SCHEDULED: JobStatus.QUEUED,
     RQStatus.RATE_LIMITED: JobStatus.QUEUED,
-    RQStatus.CREATED: JobStatus.QUEUED,
+    RQStatus.READY_TO_ENQUEUE: JobStatus.QUEUED,  # between its dependencies' end and its queue
     RQStatus.STARTED: JobStatus.RUNNING,
     RQStatus.FINISHED: JobStatus.FINISHED,
+    RQStatus.FAILED: JobStatus.FAILED,
+    RQStatus.STOPPED: JobStatus.FAILED,
+    RQStatus.CANCELED: JobStatus.FAILED,
 }
 _SILENT_FAILURE = "the job stopped before it finished (its worker was killed or it ran out of time)"
 
@@ -134,7 +140,7 @@ def _call(job_id: str, request: RefreshRequest, mode: Mode) -> tuple[Callable[..
 
 
 def _status(job: RQJob) -> JobStatus:
-    return _STATUS.get(job.get_status(refresh=False), JobStatus.FAILED)
+    return _STATUS.get(job.get_status(refresh=False), JobStatus.RUNNING)
 
 
 @contextmanager

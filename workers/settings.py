@@ -1,7 +1,8 @@
-"""The settings module of ``rq worker -c workers.settings`` (and later ``rq cron``).
+"""The settings module of ``rq worker -c workers.settings`` and ``rq cron -c workers.settings``.
 
 rq reads ``REDIS_URL`` and ``QUEUES`` from it; they come from the service's own configuration,
 read and checked once like every other process does (one line naming a bad variable, exit 1).
+``settings`` (lower case, so rq ignores it) is that configuration, for ``workers.cron``.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from workers.queues import QUEUES as _QUEUES
 from workers.queues import client_url
 
 try:
-    _settings = load_settings()
+    settings = load_settings()
 except ConfigError as error:
     sys.exit(f"configuration error: {error}")
-if _settings.redis_url is None:
-    sys.exit("configuration error: REDIS_URL (or REDIS_TLS_URL) is required by the worker")
+if settings.redis_url is None:
+    sys.exit(
+        "configuration error: REDIS_URL (or REDIS_TLS_URL) is required by the worker and "
+        "the scheduler"
+    )
 
-REDIS_URL = client_url(_settings.redis_url)
+REDIS_URL = client_url(settings.redis_url)
 QUEUES = list(_QUEUES)

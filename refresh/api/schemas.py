@@ -143,6 +143,7 @@ class VersionSchema(Schema):
     finished_at = fields.DateTime(allow_none=True)
     error = fields.String(allow_none=True)
     job_id = fields.String(allow_none=True)
+    deleted_at = fields.DateTime(allow_none=True)
 
 
 class TableDetailSchema(TableSchema):

@@ -36,7 +36,9 @@ class VersionStatus(enum.StrEnum):
     CURRENT = "current"  # the version ``tables.current_path`` points to
     SUPERSEDED = "superseded"  # replaced by a newer version or uncached; queued for deletion
     FAILED = "failed"  # the refresh failed; its directory was removed or queued for deletion
-    DELETED = "deleted"  # its directory is gone
+    DELETED = "deleted"  # the queued deletion removed its directory (``deleted_at``)
+    # Deleting its directory failed MAX_DELETION_RETRIES times; the files stay, ``error`` says why.
+    DELETION_FAILED = "deletion_failed"
 
 
 VERSION_STATUSES = tuple(VersionStatus)
@@ -154,6 +156,9 @@ class TableVersion(Base):
             postgresql_where=text(f"status = '{VersionStatus.WRITING}'"),
         ),
         Index("ix_table_versions_table_id_started_at", "table_id", "started_at"),
+        # A deletion marks the version of its path. Hash, not B-tree: a URL may outgrow a B-tree
+        # entry (about 2.7 kB) on PostgreSQL.
+        Index("ix_table_versions_path", "path", postgresql_using="hash"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -168,14 +173,24 @@ class TableVersion(Base):
     heartbeat_at: Mapped[datetime | None]
     error: Mapped[str | None]
     job_id: Mapped[str | None] = mapped_column(String(64))
+    # When the queued deletion removed the directory (status ``deleted``).
+    deleted_at: Mapped[datetime | None]
 
 
 class PendingDeletion(Base):
+    """A directory to delete once ``delete_after`` has passed (``refresh.deletions``).
+
+    A processor claims due rows for a while (``claim_token``, ``claimed_until``): another one
+    skips them meanwhile, and takes them over once the claim has expired (its holder was killed).
+    """
+
     __tablename__ = "pending_deletions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(unique=True)
-    delete_after: Mapped[datetime]
+    delete_after: Mapped[datetime] = mapped_column(index=True)
     retry_count: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    claimed_until: Mapped[datetime | None]

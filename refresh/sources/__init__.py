@@ -45,6 +45,12 @@ def source_class(source_type: str) -> type[Source]:
 
 
 def build_source(
-    source_type: str, config: Mapping[str, Any], password: str | None, connect_timeout: float
+    source_type: str,
+    config: Mapping[str, Any],
+    password: str | None,
+    connect_timeout: float,
+    read_streams: int = 1,
 ) -> Source:
-    return source_class(source_type)(config, password, connect_timeout)
+    source = source_class(source_type)(config, password, connect_timeout)
+    source.read_streams = read_streams
+    return source

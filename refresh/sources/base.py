@@ -95,6 +95,10 @@ class Source(ABC):
     # ``password`` (or a password inside ``url``) is split off and stored encrypted.
     config_schema: ClassVar[type[Schema]]
 
+    # At most this many connections may read one table at once (SOURCE_READ_STREAMS, set by
+    # ``build_source``); a source that cannot split a table reads it with one.
+    read_streams: int = 1
+
     def __init__(
         self, config: Mapping[str, Any], password: str | None, connect_timeout: float
     ) -> None:

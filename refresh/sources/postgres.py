@@ -11,8 +11,12 @@ Type mapping (``arrow_type``), on the base type of domains:
 - ``text``/``varchar``/``char`` and everything else (json, jsonb, uuid, enums, arrays, interval,
   money, timetz, inet, ranges, ...) -> string, as PostgreSQL's own text output.
 
-Reading is one ``COPY (SELECT ...) TO STDOUT (FORMAT binary)`` that ADBC turns into Arrow batches
-in C++, outside the GIL, so it is one consistent snapshot and no value passes through Python.
+Reading is ``COPY (SELECT ...) TO STDOUT (FORMAT binary)`` that ADBC turns into Arrow batches
+in C++, outside the GIL, so no value passes through Python. A table large enough is split into
+ranges of pages read by several such streams at once, under one exported snapshot (see
+``_TableRead``): the PostgreSQL backends, ADBC's decoding and the Parquet writer then work on
+every core instead of waiting for each other.
+
 Columns read as strings are cast with ``::text`` in the SELECT, so ADBC returns strings instead
 of extension types; so are numerics: PostgreSQL's ``numeric_out`` on the server plus pyarrow's
 string-to-decimal cast is about three times faster than ADBC's own numeric decoding (measured on
@@ -22,24 +26,34 @@ the benchmark table), and the cast refuses any value that would lose digits.
 from __future__ import annotations
 
 import functools
+import itertools
+import logging
 import math
+import queue
+import re
+import threading
 from collections import defaultdict
-from collections.abc import Collection, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
 import adbc_driver_manager
-import adbc_driver_postgresql.dbapi as adbc
+import adbc_driver_postgresql
 import psycopg
 import pyarrow as pa
 from sqlalchemy.dialects.postgresql.base import PGDialect
 
-from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source
+from refresh.sources import adbc
+from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source, SourceError
 from refresh.sources.config import PostgresConfigSchema
 from refresh.sources.convert import cast_batch, read_as_text
 from refresh.sources.errors import source_errors
+from refresh.sources.fan_in import FanIn
+from refresh.sources.interrupt import INTERRUPTED, ReadStopper
 from refresh.sources.typemap import UNCONSTRAINED_DECIMAL, decimal_type
+
+log = logging.getLogger(__name__)
 
 _SIMPLE_TYPES: dict[str, pa.DataType] = {
     "int2": pa.int16(),
@@ -111,6 +125,30 @@ _ADBC_DATABASE_OPTIONS = {"adbc.postgresql.type_resolver_mode": "builtin"}
 # refresh.prefetch).
 _ADBC_STATEMENT_OPTIONS = {"adbc.postgresql.batch_size_hint_bytes": str(4 * 1024 * 1024)}
 
+# A table is split into ranges of at least this many pages (8 MiB); one smaller than two such
+# ranges is read by one stream, since a connection costs more than it saves there.
+MIN_RANGE_PAGES = 1024
+# Ranges per stream; handed out as streams finish, so one slow range does not hold up the rest.
+_RANGES_PER_STREAM = 4
+# Batches each stream may have waiting for the writer (beside the one it holds): the writer has
+# read-ahead of its own, and every batch waiting is memory (4 MiB).
+_BATCHES_PER_STREAM = 1
+_POLL_SECONDS = 0.1
+
+# Whether the relation has pages to split (tables and materialized views have a ctid; views,
+# foreign and partitioned tables do not), and how many. A standby reads one stream: importing a
+# snapshot exported during recovery is where PostgreSQL has had bugs.
+_PLAN_SQL = """
+SELECT c.relkind IN ('r', 'm') AND NOT pg_catalog.pg_is_in_recovery(),
+       CASE WHEN c.relkind IN ('r', 'm') THEN
+           pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::int
+       END
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = %s
+"""
+_EXPORT_SQL = "SELECT pg_catalog.pg_export_snapshot()"
+_SNAPSHOT_NAME = re.compile(r"[0-9A-F]+(-[0-9A-F]+)+")
+
 # An error of the server in the middle of the COPY reaches Python as the OSError of pyarrow's
 # stream reader.
 _DRIVER_ERRORS = (psycopg.Error, adbc_driver_manager.Error, pa.ArrowException, OSError)
@@ -140,6 +178,12 @@ class PostgresSource(Source):
     source_type: ClassVar[str] = "postgres"
     config_schema = PostgresConfigSchema
 
+    def __init__(
+        self, config: Mapping[str, Any], password: str | None, connect_timeout: float
+    ) -> None:
+        super().__init__(config, password, connect_timeout)
+        self._stopper = ReadStopper()
+
     @property
     def _secrets(self) -> list[str | None]:
         return [self.password]
@@ -160,16 +204,7 @@ class PostgresSource(Source):
         sql = _DISCOVERY_SQL.format(filters="\n  ".join(filters))
         with (
             source_errors(self._secrets, _DRIVER_ERRORS),
-            psycopg.connect(
-                host=self.config["host"],
-                port=self.config["port"],
-                user=self.config["user"],
-                password=self.password,
-                dbname=self.config["database"],
-                connect_timeout=self._timeout_seconds(),
-                options=_SESSION_OPTIONS,
-                autocommit=True,
-            ) as connection,
+            self._psycopg_connect(autocommit=True) as connection,
         ):
             rows = connection.execute(sql, params).fetchall()
         columns: dict[tuple[str, str], list[Column]] = defaultdict(list)
@@ -180,6 +215,18 @@ class PostgresSource(Source):
         return [
             DiscoveredTable(schema, table, tuple(cols)) for (schema, table), cols in columns.items()
         ]
+
+    def _psycopg_connect(self, autocommit: bool = False) -> psycopg.Connection:
+        return psycopg.connect(
+            host=self.config["host"],
+            port=self.config["port"],
+            user=self.config["user"],
+            password=self.password,
+            dbname=self.config["database"],
+            connect_timeout=self._timeout_seconds(),
+            options=_SESSION_OPTIONS,
+            autocommit=autocommit,
+        )
 
     def _adbc_uri(self) -> str:
         """A libpq URI with every part in the query string, percent-encoded (no host quirks)."""
@@ -198,22 +245,253 @@ class PostgresSource(Source):
 
     @contextmanager
     def read(self, table: DiscoveredTable) -> Iterator[Iterator[pa.RecordBatch]]:
-        columns = ", ".join(_select_item(column) for column in table.columns)
-        sql = f"SELECT {columns} FROM {_quote(table.schema_name)}.{_quote(table.table_name)}"
-        with ExitStack() as stack:
-            with source_errors(self._secrets, _DRIVER_ERRORS):
-                connection = stack.enter_context(
-                    adbc.connect(self._adbc_uri(), db_kwargs=_ADBC_DATABASE_OPTIONS)
-                )
-                cursor = stack.enter_context(connection.cursor())
-                cursor.adbc_statement.set_options(**_ADBC_STATEMENT_OPTIONS)
-                cursor.execute(sql)
-                reader = cursor.fetch_record_batch()
-            yield self._batches(reader, table.arrow_schema())
+        """Stream the table through one or several COPY streams (see the module docstring).
 
-    def _batches(self, reader: pa.RecordBatchReader, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-        with source_errors(self._secrets, _DRIVER_ERRORS):
+        Every stream runs in a thread of its own and owns its connection; the batches of all
+        streams come out here in whatever order they arrive.
+        """
+        self._stopper.check()
+        read = _TableRead(self, table)
+        read.fan_in.start("postgres-read", read.plan_and_read)
+        try:
+            with self._stopper.on_interrupt(read.interrupt):
+                yield read.batches()
+        finally:
+            read.close()
+
+    def interrupt(self) -> None:
+        """Fail the read in progress at once, then cancel its queries on the server.
+
+        The consumer raises without waiting for anything; the cancel requests (libpq's cancel
+        protocol, one per open connection) go out from a thread of their own, never waited for,
+        since a frozen host never answers them. A read started afterwards fails at once.
+        """
+        self._stopper.interrupt()
+
+
+class _TableRead:
+    """One read in progress: its streams, and the connections ``interrupt`` may cancel.
+
+    The table is split into ranges of pages (``ctid``) only when it is a plain table or a
+    materialized view of at least two ranges' worth of pages; a coordinating transaction exports
+    its snapshot and every stream imports it before its first COPY, so all ranges are read as of
+    one instant. Anything else (views, foreign and partitioned tables, small tables, a standby)
+    is one COPY, which is one snapshot by itself.
+    """
+
+    def __init__(self, source: PostgresSource, table: DiscoveredTable) -> None:
+        self.source = source
+        self.schema = table.arrow_schema()
+        columns = ", ".join(_select_item(column) for column in table.columns)
+        name = f"{_quote(table.schema_name)}.{_quote(table.table_name)}"
+        self.select = f"SELECT {columns} FROM {name}"
+        self.key = table.key
+        self.fan_in: FanIn[pa.RecordBatch] = FanIn(depth=_BATCHES_PER_STREAM * source.read_streams)
+        self._lock = threading.Lock()
+        self._cancels: dict[int, Callable[[], object]] = {}
+        self._canceller: threading.Thread | None = None
+        self._canceller_lock = threading.Lock()
+        self._completed = False
+        self._interrupted = False
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        yield from self.fan_in
+        self._completed = True
+
+    def interrupt(self) -> None:
+        self._interrupted = True
+        self.fan_in.fail(SourceError(INTERRUPTED))
+        self.cancel_all(wait=0.0)
+
+    def close(self) -> None:
+        """Stop the streams; after a failure or an early exit, cancel their queries first.
+
+        After an interrupt nothing is waited for: a stream blocked on a frozen host closes its
+        connection in its own (daemon) thread whenever its read returns.
+        """
+        timeout = self.source.connect_timeout
+        if not self._completed and not self._interrupted:
+            self.cancel_all(wait=timeout)
+        stuck = self.fan_in.close(timeout=0.0 if self._interrupted else timeout)
+        if stuck and not self._interrupted:
+            log.warning("%d PostgreSQL stream(s) did not stop in time; abandoned", len(stuck))
+
+    # -- cancelling ------------------------------------------------------------------------------
+
+    @contextmanager
+    def cancellable(self, cancel: Callable[[], object]) -> Iterator[None]:
+        """While the block runs, ``cancel_all`` may call ``cancel`` (never after the block)."""
+        token = id(cancel)
+        with self._lock:
+            self._cancels[token] = cancel
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._cancels[token]
+
+    def cancel_all(self, wait: float) -> None:
+        """Cancel every open connection's query, waiting at most ``wait`` seconds.
+
+        Repeated calls (a watchdog repeats its interrupt) cancel again, for a query that had not
+        reached the server the first time, but never pile up behind a cancel still unanswered.
+        """
+
+        def cancel() -> None:
+            with self._lock:
+                for cancel_one in self._cancels.values():
+                    try:
+                        cancel_one()
+                    except Exception:  # best effort: the connection may be ending on its own
+                        log.debug("cancelling a PostgreSQL query failed", exc_info=True)
+
+        with self._canceller_lock:  # not self._lock: a cancel stuck on a frozen host holds it
+            if self._canceller is not None and self._canceller.is_alive():
+                return
+            self._canceller = threading.Thread(target=cancel, name="postgres-cancel", daemon=True)
+            self._canceller.start()
+        self._canceller.join(wait)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def plan_and_read(self, emit: Callable[[pa.RecordBatch], bool]) -> None:
+        """Decide the ranges and start their streams, or read the table as one stream."""
+        if self.source.read_streams == 1:
+            self._stream(emit, _queue([self.select]), snapshot=None, imported=None)
+            return
+        source = self.source
+        with (
+            source_errors(source._secrets, _DRIVER_ERRORS),
+            source._psycopg_connect() as coordinator,
+            self.cancellable(
+                functools.partial(coordinator.cancel_safe, timeout=source.connect_timeout)
+            ),
+        ):
+            coordinator.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            coordinator.read_only = True
+            row = coordinator.execute(_PLAN_SQL, self.key).fetchone()
+            selects = _range_selects(self.select, row, source.read_streams)
+            if len(selects) == 1:
+                coordinator.rollback()
+            else:
+                [snapshot] = coordinator.execute(_EXPORT_SQL).fetchone()
+                self._start_streams(selects, snapshot)
+                return
+        self._stream(emit, _queue(selects), snapshot=None, imported=None)
+
+    def _start_streams(self, selects: list[str], snapshot: str) -> None:
+        """Start the streams, and keep the exporting transaction open until each imported it."""
+        ranges = _queue(selects)
+        streams = min(self.source.read_streams, len(selects))
+        imports = [threading.Event() for _ in range(streams)]
+        for number, imported in enumerate(imports):
+            self.fan_in.start(
+                f"postgres-stream-{number}",
+                functools.partial(
+                    self._stream, pending=ranges, snapshot=snapshot, imported=imported
+                ),
+            )
+        for imported in imports:
+            while not imported.wait(_POLL_SECONDS) and not self.fan_in.stopped:
+                pass
+
+    def _stream(
+        self,
+        emit: Callable[[pa.RecordBatch], bool],
+        pending: queue.SimpleQueue[str],
+        snapshot: str | None,
+        imported: threading.Event | None,
+    ) -> None:
+        """One connection: import the snapshot (if any), then COPY pending SELECTs.
+
+        The pending SELECTs are shared with the other streams: each takes the next as it goes.
+        """
+        source = self.source
+        try:
+            with (
+                source_errors(source._secrets, _DRIVER_ERRORS),
+                adbc_connect(source._adbc_uri(), autocommit=snapshot is None) as connection,
+                self.cancellable(connection.cancel),
+            ):
+                if snapshot is not None:
+                    adbc.execute(connection, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    adbc.execute(connection, _import_sql(snapshot))
+                if imported is not None:
+                    imported.set()
+                for select in _drain(pending):
+                    if self.fan_in.stopped or not self._copy(connection, select, emit):
+                        return
+        finally:
+            if imported is not None:
+                imported.set()
+
+    def _copy(
+        self,
+        connection: adbc.Connection,
+        select: str,
+        emit: Callable[[pa.RecordBatch], bool],
+    ) -> bool:
+        """Stream one SELECT (binary COPY); False once the consumer stopped."""
+        with adbc_query(connection, select) as reader:
             for batch in reader:
                 # ADBC sizes batches in bytes; slices (zero-copy) keep at most BATCH_ROWS.
                 for offset in range(0, batch.num_rows, BATCH_ROWS):
-                    yield cast_batch(batch.slice(offset, BATCH_ROWS), schema)
+                    if not emit(cast_batch(batch.slice(offset, BATCH_ROWS), self.schema)):
+                        return False
+        return True
+
+
+def adbc_connect(uri: str, autocommit: bool) -> AbstractContextManager[adbc.Connection]:
+    """An ADBC connection to the source, with the service's options."""
+    database = adbc_driver_postgresql.connect(uri, db_kwargs=_ADBC_DATABASE_OPTIONS)
+    return adbc.connect(database, autocommit)
+
+
+def adbc_query(
+    connection: adbc.Connection, sql: str
+) -> AbstractContextManager[pa.RecordBatchReader]:
+    """The rows of ``sql`` (ADBC runs a SELECT as binary COPY), in batches of about 4 MiB."""
+    return adbc.query(connection, sql, _ADBC_STATEMENT_OPTIONS)
+
+
+def _queue(selects: list[str]) -> queue.SimpleQueue[str]:
+    pending: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for select in selects:
+        pending.put(select)
+    return pending
+
+
+def _drain(pending: queue.SimpleQueue[str]) -> Iterator[str]:
+    while True:
+        try:
+            yield pending.get_nowait()
+        except queue.Empty:
+            return
+
+
+def _range_selects(select: str, plan: tuple[bool, int | None] | None, streams: int) -> list[str]:
+    """``select`` split into ranges of pages, or alone when the table is not worth splitting.
+
+    There are a few more ranges than streams, handed out as streams finish, so a stream that
+    meets dead rows or long values does not hold the others up. The first range has no lower
+    bound and the last none above, so no row is missed whatever the table's size now.
+    """
+    splittable, pages = plan if plan is not None else (False, None)
+    ranges = min(streams * _RANGES_PER_STREAM, (pages or 0) // MIN_RANGE_PAGES)
+    if not splittable or streams < 2 or ranges < 2:
+        return [select]
+    bounds = [pages * number // ranges for number in range(1, ranges)]
+    conditions = [f"ctid < '({bounds[0]},0)'::tid"]
+    conditions += [
+        f"ctid >= '({low},0)'::tid AND ctid < '({high},0)'::tid"
+        for low, high in itertools.pairwise(bounds)
+    ]
+    conditions.append(f"ctid >= '({bounds[-1]},0)'::tid")
+    return [f"{select} WHERE {condition}" for condition in conditions]
+
+
+def _import_sql(snapshot: str) -> str:
+    """``SET TRANSACTION SNAPSHOT``; the name comes from the server, and is checked anyway."""
+    if not _SNAPSHOT_NAME.fullmatch(snapshot):
+        raise SourceError(f"unexpected snapshot name from the server: {snapshot!r}")
+    return f"SET TRANSACTION SNAPSHOT '{snapshot}'"

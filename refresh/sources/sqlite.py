@@ -1,4 +1,4 @@
-"""SQLite files, opened read-only; discovery in one query, reading through SQLAlchemy.
+"""SQLite files, opened read-only; discovery in one query, reading through ADBC's SQLite driver.
 
 SQLite columns have declared types, not types: any column may hold any value. The mapping
 (``arrow_type``) follows SQLite's own affinity rules on the declared type, after the names that
@@ -50,11 +50,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import adbc_driver_manager
-import adbc_driver_sqlite.dbapi as adbc
+import adbc_driver_sqlite
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 
+from refresh.sources import adbc
 from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source
 from refresh.sources.config import FileConfigSchema
 from refresh.sources.convert import cast_array, column_error
@@ -84,6 +85,7 @@ ORDER BY m.name, p.cid
 _ONLY_FILTER = "AND m.name IN (SELECT value FROM json_each(?))"
 
 _DRIVER_ERRORS = (sqlite3.Error, adbc_driver_manager.Error, pa.ArrowException, OSError)
+_STATEMENT_OPTIONS = {"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)}
 
 _quote = SQLiteDialect().identifier_preparer.quote_identifier
 
@@ -169,16 +171,12 @@ class SQLiteSource(Source):
         busy_ms = max(1, math.ceil(self.connect_timeout)) * 1000
         with ExitStack() as stack:
             with source_errors([], _DRIVER_ERRORS):
-                connection = stack.enter_context(closing(adbc.connect(self._uri())))
-                cursor = stack.enter_context(closing(connection.cursor()))
-                # A writer's lock is waited for as long as a server's connection would be.
-                cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
-                cursor.fetchall()
-                cursor.adbc_statement.set_options(
-                    **{"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)}
+                connection = stack.enter_context(
+                    adbc.connect(adbc_driver_sqlite.connect(self._uri()), autocommit=True)
                 )
-                cursor.execute(sql)
-                reader = stack.enter_context(closing(cursor.fetch_record_batch()))
+                # A writer's lock is waited for as long as a server's connection would be.
+                adbc.execute(connection, f"PRAGMA busy_timeout = {busy_ms}")
+                reader = stack.enter_context(adbc.query(connection, sql, _STATEMENT_OPTIONS))
             yield self._batches(reader, table, ways)
 
     def _batches(

@@ -12,6 +12,7 @@ from refresh.storage.base import (
     CacheWriteHandle,
     Storage,
     StorageError,
+    VersionDirectory,
     encode_identifier,
 )
 from refresh.storage.filesystem import FilesystemStorage, file_url_path
@@ -27,6 +28,7 @@ __all__ = [
     "S3Timeouts",
     "Storage",
     "StorageError",
+    "VersionDirectory",
     "encode_identifier",
     "open_storage",
 ]

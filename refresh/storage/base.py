@@ -5,7 +5,8 @@ sources and requests, so every one is percent-encoded into a single path segment
 neither ``.`` nor ``..`` nor empty; no identifier can leave the root or stand for another one.
 Every segment fits in ``MAX_SEGMENT_BYTES``, whatever the length of the name (see
 ``encode_identifier``). Backends only translate between those segments and their own paths, keys
-and URLs: the checks that keep a deletion inside the root live here, once.
+and URLs: the checks that keep a deletion inside the root, and what counts as a version directory
+when listing them, live here, once.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import secrets
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -29,6 +30,10 @@ DATA_FILE = "data.parquet"
 # `YYYYMMDDTHHMMSSmmmZ-<8 hex>`: sorts by creation time as a plain string.
 VERSION_PATTERN = re.compile(r"\d{8}T\d{9}Z-[0-9a-f]{8}")
 VERSION_BYTES = 28
+# Directories from the root down to a version: connection, schema, table, version.
+LAYOUT_DEPTH = 4
+# What ``encode_identifier`` can produce: unreserved characters but ".", and escapes.
+_ENCODED_SEGMENT = re.compile(r"(?:[A-Za-z0-9_~-]|%[0-9A-F]{2})+")
 
 # A file name's limit on Linux filesystems (NAME_MAX); S3 allows longer, the layout is one.
 MAX_SEGMENT_BYTES = 255
@@ -84,6 +89,36 @@ def encode_identifier(identifier: str) -> str:
 
 def _percent_encode(text: str) -> str:
     return quote(text, safe="").replace(".", "%2E")
+
+
+@dataclass(frozen=True)
+class VersionDirectory:
+    """A version directory found under the root (``Storage.version_directories``)."""
+
+    url: str
+    version: str
+    created_at: datetime
+
+
+def version_created_at(version: str) -> datetime | None:
+    """When ``new_version`` made ``version`` (its name starts with that time); None for a name
+    it cannot have made."""
+    if not VERSION_PATTERN.fullmatch(version):
+        return None
+    try:
+        stamp = datetime.strptime(version[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return stamp + timedelta(milliseconds=int(version[15:18]))
+
+
+def _version_directory(segments: Sequence[str]) -> tuple[str, datetime] | None:
+    """The version and its creation time if ``segments`` place a version where the layout does."""
+    *names, version = segments
+    if not all(_ENCODED_SEGMENT.fullmatch(n) and len(n) <= MAX_SEGMENT_BYTES for n in names):
+        return None
+    created_at = version_created_at(version)
+    return None if created_at is None else (version, created_at)
 
 
 class _VersionClock:
@@ -178,6 +213,18 @@ class Storage(ABC):
         """
         self._delete_tree(self._segments(url))
 
+    def version_directories(self) -> Iterator[VersionDirectory]:
+        """Every version directory under the root, for the orphan sweep.
+
+        Only what the layout places: a directory named like a version, three encoded names below
+        the root. A stray file, a directory at another depth or under another name is not one,
+        so nothing else under the root is ever reported for deletion. Raises StorageError.
+        """
+        for segments in self._directories(LAYOUT_DEPTH):
+            found = _version_directory(segments)
+            if found is not None:
+                yield VersionDirectory(self._url(segments), *found)
+
     @abstractmethod
     def check(self) -> None:
         """Raise StorageError when the storage cannot be used (GET /health)."""
@@ -220,6 +267,11 @@ class Storage(ABC):
         self, handle: CacheWriteHandle, segments: Sequence[str], on_progress: Callable[[], None]
     ) -> None:
         """Make the written file the version's ``data.parquet``, atomically for readers."""
+
+    @abstractmethod
+    def _directories(self, depth: int) -> Iterator[list[str]]:
+        """The segments of each directory ``depth`` levels below the root (on S3: of each prefix
+        with keys below it), each once. Raises StorageError."""
 
     @abstractmethod
     def _delete_file(self, segments: Sequence[str]) -> None: ...

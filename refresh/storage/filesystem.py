@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -71,10 +71,18 @@ class FilesystemStorage(Storage):
         return self._root.joinpath(*segments).as_uri()
 
     def _prepare_local(self, segments: Sequence[str]) -> Path:
+        """Create the version directory, and make every directory it took durable at once.
+
+        Only the new directories' parents need an fsync, and only now: a table refreshed before
+        costs one here (its table directory) instead of one per level at every publish.
+        """
         directory = self._root.joinpath(*segments)
+        missing = [path for path in [directory, *directory.parents] if not path.exists()]
         try:
             # exist_ok=False: a version directory belongs to exactly one writer.
             directory.mkdir(parents=True)
+            for created in reversed(missing):
+                _fsync_directory(created.parent)
         except OSError as error:
             raise StorageError(
                 f"could not create cache directory {directory}: {error.strerror or error}"
@@ -84,20 +92,38 @@ class FilesystemStorage(Storage):
     def _publish(
         self, handle: CacheWriteHandle, segments: Sequence[str], on_progress: Callable[[], None]
     ) -> None:
-        """fsync the data, rename it, then fsync every directory up to the root.
+        """fsync the data, rename it, then fsync its directory.
 
-        Without the directory fsyncs a crash right after the catalog swap could lose the rename
-        or the directories ``prepare`` created, leaving the catalog pointing at nothing.
+        Without the fsyncs a crash right after the catalog swap could lose the data or the
+        rename, leaving the catalog pointing at nothing (``_prepare_local`` made the directory
+        itself durable).
         """
         directory = handle.local_path.parent
         try:
             with handle.local_path.open("rb") as data:
                 os.fsync(data.fileno())
             handle.local_path.replace(directory / DATA_FILE)
-            for path in [directory, *directory.parents][: len(segments) + 1]:
-                _fsync_directory(path)
+            _fsync_directory(directory)
         except OSError as error:
             raise StorageError(f"could not publish {directory}: {error}") from error
+
+    def _directories(self, depth: int) -> Iterator[list[str]]:
+        """Real directories only: a symlink is not followed, so nothing outside is listed."""
+        yield from self._subdirectories(str(self._root), [], depth)
+
+    def _subdirectories(self, path: str, segments: list[str], depth: int) -> Iterator[list[str]]:
+        try:
+            with os.scandir(path) as entries:
+                names = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+        except FileNotFoundError:  # not created yet, or deleted meanwhile
+            return
+        except OSError as error:
+            raise StorageError(f"could not list {path}: {error.strerror or error}") from error
+        for name in names:
+            if len(segments) + 1 == depth:
+                yield [*segments, name]
+            else:
+                yield from self._subdirectories(os.path.join(path, name), [*segments, name], depth)
 
     def _delete_file(self, segments: Sequence[str]) -> None:
         path = self._root.joinpath(*segments)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -142,6 +142,25 @@ class S3Storage(Storage):
             raise _storage_error("upload to", url, error) from error
         finally:
             _remove_temp_dir(handle.local_path.parent)
+
+    def _directories(self, depth: int) -> Iterator[list[str]]:
+        """One flat listing of the keys under the root: a version holds one object, so this is
+        one request per thousand versions. Keys sort by bytes, so those sharing a prefix are
+        listed together."""
+        head = f"{self._prefix}/" if self._prefix else ""
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self._bucket, Prefix=head
+        )
+        last: list[str] | None = None
+        try:
+            for page in pages:
+                for item in page.get("Contents", []):
+                    segments = item["Key"][len(head) :].split("/")
+                    if len(segments) > depth and segments[:depth] != last:
+                        last = segments[:depth]
+                        yield last
+        except _S3_ERRORS as error:
+            raise _storage_error("listing of", self.root_url, error) from error
 
     def _delete_file(self, segments: Sequence[str]) -> None:
         try:

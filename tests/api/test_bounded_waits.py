@@ -89,18 +89,37 @@ class TestFrozenSource:
         assert statuses(client) == ["failed", "current"]  # the claim is not left writing
         assert len(cache.files()) == 1
 
+    def test_a_frozen_source_fails_a_schema_refresh_in_bounded_time(
+        self,
+        client: FlaskClient,
+        proxy: PausableProxy,
+        postgres: PostgresServer,
+        pg_source: Database,
+    ) -> None:
+        fill(postgres, pg_source, rows=10)
+        register(client, "src", "postgres", pg_source.config(port=proxy.port))
+        proxy.pause()
+        started = time.monotonic()
+        response = client.post("/refresh", json={"connection_id": "src"})
+        assert time.monotonic() - started < 30
+        message = assert_error(response, 502, "SOURCE_UNAVAILABLE")
+        assert "sent nothing for 2 s" in message
+        proxy.resume()
+
+
+@pytest.fixture
+def s3_proxy(s3_server: object) -> Iterator[PausableProxy]:
+    """The run's S3 server behind a proxy that a test can freeze."""
+    with pausable_proxy(HOST, S3_PORT) as proxy:
+        yield proxy
+
 
 class TestFrozenStorage:
     @pytest.fixture
-    def proxy(self, s3_server: object) -> Iterator[PausableProxy]:
-        with pausable_proxy(HOST, S3_PORT) as proxy:
-            yield proxy
-
-    @pytest.fixture
-    def environ(self, environ: dict[str, str], proxy: PausableProxy) -> dict[str, str]:
+    def environ(self, environ: dict[str, str], s3_proxy: PausableProxy) -> dict[str, str]:
         return {
             **environ,
-            "S3_ENDPOINT_URL": f"http://{HOST}:{proxy.port}",
+            "S3_ENDPOINT_URL": f"http://{HOST}:{s3_proxy.port}",
             "S3_CONNECT_TIMEOUT_SECONDS": "2",
             "S3_READ_TIMEOUT_SECONDS": "2",
             "S3_MAX_ATTEMPTS": "1",
@@ -111,7 +130,7 @@ class TestFrozenStorage:
         self,
         client: FlaskClient,
         cache: Backend,
-        proxy: PausableProxy,
+        s3_proxy: PausableProxy,
         postgres: PostgresServer,
         pg_source: Database,
     ) -> None:
@@ -120,7 +139,7 @@ class TestFrozenStorage:
         refresh(client, "src", "public", "t")
         previous = table_info(client, "src", "public", "t")["current_path"]
 
-        proxy.pause()
+        s3_proxy.pause()
         started = time.monotonic()
         health = client.get("/health")
         assert time.monotonic() - started < 5
@@ -131,7 +150,7 @@ class TestFrozenStorage:
         message = assert_error(client.post("/refresh", json=TABLE), 500, "INTERNAL_SERVER_ERROR")
         assert time.monotonic() - started < 30
         assert message.startswith("cache storage failed: S3 upload to")
-        proxy.resume()
+        s3_proxy.resume()
         assert table_info(client, "src", "public", "t")["current_path"] == previous
 
 
@@ -139,18 +158,15 @@ class TestHealthWithFrozenHosts:
     """Whatever is down, and however long its client would wait, /health answers in seconds."""
 
     @pytest.fixture
-    def proxy(self, s3_server: object) -> Iterator[PausableProxy]:
-        with pausable_proxy(HOST, S3_PORT) as proxy:
-            yield proxy
-
-    @pytest.fixture
-    def environ(self, environ: dict[str, str], proxy: PausableProxy) -> dict[str, str]:
-        return {**environ, "S3_ENDPOINT_URL": f"http://{HOST}:{proxy.port}"}  # default timeouts
+    def environ(self, environ: dict[str, str], s3_proxy: PausableProxy) -> dict[str, str]:
+        return {**environ, "S3_ENDPOINT_URL": f"http://{HOST}:{s3_proxy.port}"}  # default timeouts
 
     @pytest.mark.parametrize("cache", ["s3"], indirect=True)
-    def test_health_answers_within_seconds(self, client: FlaskClient, proxy: PausableProxy) -> None:
+    def test_health_answers_within_seconds(
+        self, client: FlaskClient, s3_proxy: PausableProxy
+    ) -> None:
         assert client.get("/health").status_code == 200
-        proxy.pause()
+        s3_proxy.pause()
         for _ in range(3):  # stuck checks of earlier calls do not delay the later ones
             started = time.monotonic()
             health = client.get("/health")
@@ -161,7 +177,7 @@ class TestHealthWithFrozenHosts:
                 "storage": "unavailable",
                 "redis": "ok",
             }
-        proxy.resume()
+        s3_proxy.resume()
 
 
 def slow_view(postgres: PostgresServer, db: Database, seconds: float) -> None:

@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from refresh.catalog import Base, Catalog, Connection, Table, TableVersion
+from refresh.catalog import Base, Catalog, Connection, Table, TableVersion, VersionStatus
 from refresh.catalog.migrations import alembic_config
 from refresh.catalog.migrations import upgrade as migrate
 from tests.support.markers import both_catalogs
@@ -100,6 +100,19 @@ def test_version_status_is_constrained(catalog: Catalog) -> None:
         table_id = _table(session).id
     with pytest.raises(IntegrityError), catalog.session() as session:
         session.add(TableVersion(table_id=table_id, version="v", path="p", status="bogus"))
+
+
+def test_the_migrations_accept_every_version_status(catalog: Catalog) -> None:
+    with catalog.session() as session:
+        table_id = _table(session).id
+        for status in VersionStatus:
+            if status is not VersionStatus.WRITING:  # one writer per table; tested above
+                session.add(
+                    TableVersion(table_id=table_id, version=status, path="p", status=status)
+                )
+    with catalog.session() as session:
+        stored = set(session.scalars(select(TableVersion.status)))
+    assert stored == set(VersionStatus) - {VersionStatus.WRITING}
 
 
 def test_deleting_a_connection_removes_its_tables_and_history(catalog: Catalog) -> None:

@@ -15,7 +15,7 @@ from psycopg import sql
 from refresh.sources import build_source
 from refresh.sources.base import Column, DiscoveredTable, Source, SourceError
 from tests.support.services import Database, PostgresServer
-from tests.support.sources import WEIRD_NAMES, by_key, read_batches, read_rows, types_of
+from tests.support.sources import WEIRD_NAMES, by_key, read_rows, types_of
 
 TEXT = "line1\nline2, \"double\" 'single' café 日本"
 
@@ -238,22 +238,6 @@ def test_hostile_identifiers_are_quoted_everywhere(
     assert [c.name for c in table.columns] == WEIRD_NAMES
     assert read_rows(pg, table) == [dict(zip(WEIRD_NAMES, WEIRD_NAMES, strict=True))]
     assert ("public", "y") in by_key(pg.discover())
-
-
-def test_large_table_is_streamed_in_several_batches(
-    postgres: PostgresServer, pg_source: Database
-) -> None:
-    with postgres.connect(pg_source) as conn:
-        conn.execute(
-            "CREATE TABLE big AS SELECT g AS id, g::text AS label FROM generate_series(1, 200000) g"
-        )
-    pg = source(pg_source)
-    [table] = pg.discover()
-
-    batches = read_batches(pg, table)
-
-    assert len(batches) > 1
-    assert sum(b.num_rows for b in batches) == 200_000
 
 
 def test_driver_messages_never_contain_the_password(pg_source: Database) -> None:

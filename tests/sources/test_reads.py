@@ -14,7 +14,9 @@ from tests.support.sources import WEIRD_NAMES, by_key, read_batches, read_rows
 each_source = pytest.mark.parametrize("kind", KINDS, indirect=True)
 # The sources whose interrupt stops a read blocked inside the driver (ADBC's SQLite driver has
 # no cancel: it stops at batch boundaries, tested in test_sqlite.py).
-cancellable = pytest.mark.parametrize("kind", ["mysql", "duckdb", "sqlalchemy"], indirect=True)
+cancellable = pytest.mark.parametrize(
+    "kind", ["postgres", "mysql", "duckdb", "sqlalchemy"], indirect=True
+)
 
 INTERRUPT_SECONDS = 5
 

@@ -55,3 +55,16 @@ def test_delete_refuses_a_directory(tmp_path: Path) -> None:
 
     with pytest.raises(StorageError, match="could not delete"):
         storage.delete(url)
+
+
+def test_version_directories_do_not_follow_symlinks(tmp_path: Path) -> None:
+    version = "20200101T000000000Z-0000abcd"
+    outside = tmp_path / "outside" / "s" / "t" / version
+    outside.mkdir(parents=True)
+    (outside / DATA_FILE).write_bytes(b"not ours")
+    table = tmp_path / "cache" / "c" / "s" / "t"
+    table.mkdir(parents=True)
+    (table / version).symlink_to(outside, target_is_directory=True)
+    (tmp_path / "cache" / "l").symlink_to(tmp_path / "outside", target_is_directory=True)
+
+    assert list(FilesystemStorage(tmp_path / "cache").version_directories()) == []

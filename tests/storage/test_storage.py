@@ -234,6 +234,42 @@ def test_aborting_incomplete_uploads_spares_published_versions(backend: Backend)
     assert backend.read(url).equals(sample())
 
 
+OLD_VERSION = "20200101T000000000Z-0000abcd"
+
+
+def test_version_directories_are_what_the_layout_places(backend: Backend) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    names = [("c", "s", "t"), ("c", "s", "t"), ("a/b", "é", "x" * 300)]
+    expected = {publish(backend.storage, sample(), *n) for n in names}
+    expected.add(parent(backend.plant(f"{ROOT}/c/s/t/{OLD_VERSION}/{DATA_FILE}")))
+    for stray in [
+        f"{ROOT}/stray.txt",
+        f"{ROOT}/c/s/t/not-a-version/{DATA_FILE}",
+        f"{ROOT}/c/s/t/20200101T000000000Z-0000beef",  # a file named like a version
+        f"{ROOT}/c/s/t/{OLD_VERSION}x/{DATA_FILE}",
+        f"{ROOT}/c/s/t/20201301T000000000Z-0000abcd/{DATA_FILE}",  # month 13
+        f"{ROOT}/c/s/{OLD_VERSION}/{DATA_FILE}",  # a version's name, not a version's depth
+        f"{ROOT}/c/s/t/u/{OLD_VERSION}/{DATA_FILE}",
+        f"{ROOT}/c/s.s/t/{OLD_VERSION}/{DATA_FILE}",  # a name the encoding never makes
+        f"{ROOT}2/c/s/t/{OLD_VERSION}/{DATA_FILE}",  # beside the root
+    ]:
+        backend.plant(stray)
+
+    found = {d.url: d for d in backend.storage.version_directories()}
+
+    assert set(found) == expected
+    for url, directory in found.items():
+        assert url.endswith(f"/{directory.version}")
+        if directory.version == OLD_VERSION:
+            assert directory.created_at == datetime(2020, 1, 1, tzinfo=UTC)
+        else:
+            assert before <= directory.created_at <= datetime.now(UTC)
+
+
+def test_an_empty_or_missing_root_has_no_version_directories(backend: Backend) -> None:
+    assert list(backend.storage.version_directories()) == []
+
+
 def test_check_passes_on_a_usable_storage(backend: Backend) -> None:
     backend.storage.check()
 

@@ -2,12 +2,17 @@
 
 A backend wraps a fresh storage (rooted at ``cache`` below a tmp_path or in a fresh bucket) with
 what the tests need to look past the storage's own API: the files or keys really there, reading a
-published version back, planting a file next to the root, and an unusable storage.
+published version back, planting a file next to the root, an unusable storage, and one whose
+deletions fail.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
@@ -17,7 +22,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from refresh.storage import DATA_FILE, S3Storage, Storage, open_storage
-from tests.support.seaweedfs import SeaweedFS
+from tests.support.proxy import pausable_proxy
+from tests.support.seaweedfs import HOST, S3_PORT, SeaweedFS
 
 ROOT = "cache"
 
@@ -45,6 +51,20 @@ class Backend(ABC):
         """Keys of multipart uploads begun and neither completed nor aborted (S3 only)."""
         return set()
 
+    def holds(self, url: str) -> bool:
+        """Whether anything is stored under the directory ``url``."""
+        below = f"{self.relative(url)}/"
+        return any(name.startswith(below) for name in self.files())
+
+    @abstractmethod
+    def relative(self, url: str) -> str:
+        """The path of ``url`` relative to the root, as ``files()`` names it."""
+
+    @abstractmethod
+    def failing_deletes(self) -> AbstractContextManager[Storage]:
+        """A storage over the same root whose deletions fail while the context lasts, for a
+        cause an operator meets: a read-only directory, an S3 server that went away."""
+
     @abstractmethod
     def read(self, url: str) -> pa.Table:
         """The table published at version directory ``url``, read without the storage."""
@@ -64,7 +84,42 @@ class FilesystemBackend(Backend):
         self.storage = open_storage((area / ROOT).as_uri(), None)
 
     def everything(self) -> set[str]:
-        return {p.relative_to(self.area).as_posix() for p in self.area.rglob("*") if p.is_file()}
+        """os.walk, not rglob: a directory deleted meanwhile (by a scheduler) is skipped."""
+        return {
+            (Path(directory) / name).relative_to(self.area).as_posix()
+            for directory, _, names in os.walk(self.area)
+            for name in names
+        }
+
+    def relative(self, url: str) -> str:
+        return Path(url2pathname(urlsplit(url).path)).relative_to(self.area / ROOT).as_posix()
+
+    @contextmanager
+    def failing_deletes(self) -> Iterator[Storage]:
+        """Every directory under the root read-only: ``chmod`` for a user, the immutable
+        attribute (``chattr +i``) for root, whom permissions do not stop."""
+        directories = [p for p in (self.area / ROOT).rglob("*") if p.is_dir()]
+        if os.geteuid() == 0:
+            made = subprocess.run(["chattr", "+i", *directories], capture_output=True, text=True)
+            if made.returncode != 0:
+                subprocess.run(["chattr", "-i", *directories], capture_output=True)
+                pytest.fail(
+                    f"cannot make {self.area} read-only for root: chattr +i failed "
+                    f"({made.stderr.strip()}); run the tests as another user, or with a temporary "
+                    "directory on ext4 or xfs (pytest --basetemp)",
+                    pytrace=False,
+                )
+        else:
+            for directory in directories:
+                directory.chmod(0o555)
+        try:
+            yield self.storage
+        finally:
+            if os.geteuid() == 0:
+                subprocess.run(["chattr", "-i", *directories], check=True)
+            else:
+                for directory in directories:
+                    directory.chmod(0o755)
 
     def read(self, url: str) -> pa.Table:
         return pq.read_table(Path(url2pathname(urlsplit(url).path)) / DATA_FILE)
@@ -98,6 +153,18 @@ class S3Backend(Backend):
     def open_uploads(self) -> set[str]:
         pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket)
         return {upload["Key"] for page in pages for upload in page.get("Uploads", [])}
+
+    def relative(self, url: str) -> str:
+        return url.removeprefix(f"s3://{self.bucket}/{ROOT}/")
+
+    @contextmanager
+    def failing_deletes(self) -> Iterator[Storage]:
+        """A storage reaching the server through a proxy, which then goes away: every request
+        finds the connection refused, as when the S3 server is stopped."""
+        with pausable_proxy(HOST, S3_PORT) as proxy:
+            storage = open_storage(self.storage.root_url, f"http://{HOST}:{proxy.port}")
+            storage.check()  # it works until the server goes
+        yield storage
 
     def read(self, url: str) -> pa.Table:
         bucket, key = url.removeprefix("s3://").split("/", 1)

@@ -1,8 +1,8 @@
 """One interface over the sources whose reads share behaviour, for the parametrized read suite.
 
-Each kind makes tables in a fresh database of its engine (MariaDB database, SQLite or DuckDB
-file) and builds the source reading them; tests written against ``SourceKind`` run once per
-source instead of in near-identical copies.
+Each kind makes tables in a fresh database of its engine (PostgreSQL or MariaDB database,
+SQLite or DuckDB file) and builds the source reading them; tests written against
+``SourceKind`` run once per source instead of in near-identical copies.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from refresh.sources import Source, build_source
-from tests.support.services import Database, MariaDBServer
+from tests.support.services import Database, MariaDBServer, PostgresServer
 
 CONNECT_TIMEOUT = 5
 _POLL_SECONDS = 0.01
@@ -77,6 +77,36 @@ class MySQLKind(SourceKind):
         self.execute(
             f"CREATE VIEW {self.quote(view)} AS SELECT seq, SLEEP(0.1) AS s FROM seq_1_to_1000000"
         )
+
+
+class PostgresKind(SourceKind):
+    """Read by parallel streams where a table is large enough (see test_postgres_streams.py)."""
+
+    schema = "public"
+
+    def __init__(self, postgres: PostgresServer, db: Database) -> None:
+        self.postgres, self.db = postgres, db
+
+    def quote(self, name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    def execute(self, *statements: str, rows: tuple[str, list[tuple]] | None = None) -> None:
+        with self.postgres.connect(self.db) as conn:
+            for statement in statements:
+                conn.execute(statement)
+            if rows:
+                conn.cursor().executemany(rows[0].replace("?", "%s"), rows[1])
+
+    def source(self) -> Source:
+        return build_source("postgres", self.db.config(), None, CONNECT_TIMEOUT, read_streams=4)
+
+    def integers(self, table: str, count: int) -> None:
+        self.execute(
+            f"CREATE TABLE {self.quote(table)} AS SELECT g AS id FROM generate_series(1, {count}) g"
+        )
+
+    def slow_view(self, view: str) -> None:
+        self.execute(f"CREATE VIEW {self.quote(view)} AS SELECT 1 AS x FROM pg_sleep(36000)")
 
 
 class SQLiteKind(SourceKind):
@@ -153,10 +183,14 @@ class DuckDBKind(SourceKind):
         )
 
 
-KINDS = ("mysql", "sqlite", "duckdb", "sqlalchemy")
+KINDS = ("postgres", "mysql", "sqlite", "duckdb", "sqlalchemy")
 
 
 def make_kind(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> SourceKind:
+    if name == "postgres":
+        return PostgresKind(
+            request.getfixturevalue("postgres"), request.getfixturevalue("pg_source")
+        )
     if name == "mysql":
         return MySQLKind(
             request.getfixturevalue("mariadb"), request.getfixturevalue("mysql_source")

@@ -60,3 +60,48 @@ def silent_server() -> Iterator[int]:
     for connection in accepted:
         connection.close()
     thread.join(timeout=5)
+
+
+class BackgroundRead:
+    """A read of a whole table in a thread of its own, which the test can hold after one batch.
+
+    Holding the consumer fills the source's buffers, after which its streams wait: what the
+    source reads after ``release()`` is read while the test has changed things.
+    """
+
+    def __init__(self, source: Source, table: DiscoveredTable, hold: bool = False) -> None:
+        self.batches: list[pa.RecordBatch] = []
+        self._schema = table.arrow_schema()
+        self.error: BaseException | None = None
+        self._first = threading.Event()
+        self._release = threading.Event()
+        if not hold:
+            self._release.set()
+        self._thread = threading.Thread(target=self._run, args=(source, table), daemon=True)
+        self._thread.start()
+
+    def _run(self, source: Source, table: DiscoveredTable) -> None:
+        try:
+            with source.read(table) as batches:
+                for batch in batches:
+                    self.batches.append(batch)
+                    self._first.set()
+                    self._release.wait()
+        except BaseException as error:
+            self.error = error
+        finally:
+            self._first.set()
+
+    def wait_for_first_batch(self, timeout: float) -> None:
+        assert self._first.wait(timeout), f"no batch within {timeout} s"
+
+    def release(self) -> None:
+        self._release.set()
+
+    def finish(self, timeout: float) -> pa.Table:
+        """The rows read; raises the read's error. Fails if the read has not ended in time."""
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"the read did not end within {timeout} s"
+        if self.error is not None:
+            raise self.error
+        return pa.Table.from_batches(self.batches, schema=self._schema)

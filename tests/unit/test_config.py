@@ -23,6 +23,7 @@ def test_embedded_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert settings.max_deletion_retries == 5
     assert settings.parallel_refresh_count == 4
     assert settings.source_connect_timeout_seconds == 10
+    assert 1 <= settings.source_read_streams <= 4  # one per core, at most 4
     assert settings.refresh_job_timeout_seconds == 3600
     assert settings.orphan_min_age_seconds == 7200
     assert settings.job_result_ttl_seconds == 86400
@@ -85,6 +86,7 @@ def test_rediss_url_is_accepted_and_tls_url_wins() -> None:
         ("MAX_DELETION_RETRIES", "five"),
         ("PARALLEL_REFRESH_COUNT", "0"),
         ("SOURCE_CONNECT_TIMEOUT_SECONDS", "1.5"),
+        ("SOURCE_READ_STREAMS", "0"),
         ("REFRESH_JOB_TIMEOUT_SECONDS", "-10"),
         ("ORPHAN_MIN_AGE_SECONDS", "soon"),
         ("JOB_RESULT_TTL_SECONDS", "0"),

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 
 from refresh import prefetch
-from refresh.prefetch import Stalled, read_ahead
+from refresh.prefetch import Stalled, call_within, read_ahead
 
 
 @contextmanager
@@ -88,3 +88,16 @@ def test_a_read_that_ignores_the_interrupt_is_left_behind(monkeypatch: pytest.Mo
         list(a)
     assert time.monotonic() - started < 10
     release.set()
+
+
+def test_a_call_answers_or_is_interrupted_after_the_timeout() -> None:
+    assert call_within(lambda: 42, 5, lambda: None) == 42
+    with pytest.raises(ZeroDivisionError):
+        call_within(lambda: 1 / 0, 5, lambda: None)
+
+    cancelled = threading.Event()
+    started = time.monotonic()
+    with pytest.raises(Stalled, match=r"sent nothing for 0 s \(SOURCE_STALL_TIMEOUT_SECONDS\)"):
+        call_within(lambda: cancelled.wait(60), 0.3, cancelled.set)
+    assert cancelled.is_set()
+    assert time.monotonic() - started < 10

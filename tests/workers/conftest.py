@@ -1,4 +1,4 @@
-"""Fixtures of the worker tests: the service on a real Redis, and its worker processes."""
+"""Fixtures of the worker tests: the service on a real Redis, its worker and scheduler processes."""
 
 from __future__ import annotations
 
@@ -39,5 +39,15 @@ def workers(environ: dict[str, str], tmp_path: Path) -> StartWorkers:
 
     def start(count: int, *flags: str) -> AbstractContextManager[list[Process]]:
         return running(count, [*procfile_command("worker"), *flags], environ, tmp_path)
+
+    return start
+
+
+@pytest.fixture
+def scheduler(environ: dict[str, str], tmp_path: Path) -> Callable[[], AbstractContextManager]:
+    """``scheduler()`` starts the scheduler process with the Procfile's command."""
+
+    def start() -> AbstractContextManager[list[Process]]:
+        return running(1, procfile_command("scheduler"), environ, tmp_path)
 
     return start

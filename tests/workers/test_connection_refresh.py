@@ -13,7 +13,7 @@ from refresh.catalog import Table, TableVersion
 from refresh.runtime import Runtime
 from tests.support.api import register, submit, table_info, wait_for_job
 from tests.support.services import Database, PostgresServer
-from tests.support.workers import wait_until
+from tests.support.workers import RedisDatabase, wait_until
 from tests.workers.conftest import CAP, StartWorkers
 
 EVERY_TABLE = {"connection_id": "src", "data": True, "include_uncached": True}
@@ -56,6 +56,7 @@ def test_three_workers_refresh_a_connection_two_tables_at_a_time(
     client: FlaskClient,
     rt: Runtime,
     workers: StartWorkers,
+    redis_database: RedisDatabase,
     postgres: PostgresServer,
     pg_source: Database,
 ) -> None:
@@ -83,6 +84,8 @@ def test_three_workers_refresh_a_connection_two_tables_at_a_time(
         "rows_synced": 600,
     }
     assert seen_progress & {1, 2, 3, 4, 5}, "progress was never seen between 0 and 6"
+    # Queryable for JOB_RESULT_TTL_SECONDS (a day), not RQ's default 500 s.
+    assert redis_database.client().ttl(f"rq:job:{job_id}") > 86_000
     intervals = refresh_intervals(rt)
     assert sorted(intervals) == [f"slow_{n}" for n in range(6)]
     assert most_at_once([i for table in intervals.values() for i in table]) == CAP

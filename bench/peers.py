@@ -1,0 +1,92 @@
+"""The peers the data refresh is measured against, run in their own virtualenv (.venv-peers).
+
+    .venv-peers/bin/python bench/peers.py duckdb|dlt DATABASE TABLE WORKDIR
+
+Prints one JSON line: ``seconds`` and ``cpu_seconds`` (user + sys of this process) of the copy
+alone, and ``parquet``, a glob of the files written. Imports nothing of the service: the peers'
+libraries (DuckDB 1.4.4 with duckdb-ext-postgres, dlt with connectorx) are not the service's,
+and live only in .venv-peers (``bench/requirements-peers.txt``), following the checked recipes
+of the shared ``bench/README.md``.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import site
+import sys
+import time
+from collections.abc import Callable
+
+PG = "host=127.0.0.1 port=5432 user=postgres"
+PG_URL = "postgresql://postgres@127.0.0.1:5432"
+
+
+def duckdb_copy(database: str, table: str, work: str) -> str:
+    """DuckDB's postgres scanner: one COPY statement to zstd Parquet."""
+    import duckdb
+
+    extension = glob.glob(
+        site.getsitepackages()[0] + "/duckdb_ext/extensions/*/*/postgres_scanner.duckdb_extension"
+    )[0]
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.execute(f"LOAD '{extension}'")
+    con.execute(f"ATTACH '{PG} dbname={database}' AS pg (TYPE postgres, READ_ONLY)")
+    out = f"{work}/duckdb.parquet"
+    con.execute(
+        f"COPY (SELECT * FROM pg.public.{table}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"
+    )
+    return out
+
+
+def dlt_copy(database: str, table: str, work: str) -> str:
+    """dlt's sql_table with the connectorx backend, Arrow stream in chunks of 100k rows."""
+    import dlt
+    from dlt.sources.sql_database import sql_table
+
+    one = sql_table(
+        credentials=f"{PG_URL}/{database}",
+        table=table,
+        backend="connectorx",
+        chunk_size=100_000,
+        backend_kwargs={"return_type": "arrow_stream", "batch_size": 100_000},
+    )
+    pipeline = dlt.pipeline(
+        pipeline_name="bench",
+        pipelines_dir=f"{work}/pipelines",
+        destination=dlt.destinations.filesystem(bucket_url=f"file://{work}/dlt"),
+        dataset_name="d",
+    )
+    pipeline.run(one, loader_file_format="parquet")
+    return f"{work}/dlt/d/{table}/*.parquet"
+
+
+PEERS: dict[str, Callable[[str, str, str], str]] = {"duckdb": duckdb_copy, "dlt": dlt_copy}
+
+
+def main() -> None:
+    peer, database, table, work = sys.argv[1:5]
+    cpu_before, started = sum(os.times()[:2]), time.perf_counter()
+    try:
+        parquet = PEERS[peer](database, table, work)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as error:  # connectorx panics (BaseException) on types it lacks
+        # Reported beside the others: a peer that cannot copy the table.
+        print(json.dumps({"error": f"{type(error).__name__}: {error}".splitlines()[0][:200]}))
+        return
+    print(
+        json.dumps(
+            {
+                "seconds": time.perf_counter() - started,
+                "cpu_seconds": sum(os.times()[:2]) - cpu_before,
+                "parquet": parquet,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

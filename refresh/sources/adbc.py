@@ -1,0 +1,45 @@
+"""ADBC drivers (PostgreSQL, SQLite) through ADBC's low-level API.
+
+ADBC's DB-API module imports pyarrow.dataset and pandas: about 40 MB in every process for nothing
+the service uses. Statements here stream Arrow batches built by the driver in C++, outside the
+GIL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+import adbc_driver_manager
+import pyarrow as pa
+
+Connection = adbc_driver_manager.AdbcConnection
+
+
+@contextmanager
+def connect(database: adbc_driver_manager.AdbcDatabase, autocommit: bool) -> Iterator[Connection]:
+    """A connection of ``database`` (a driver's ``connect(...)``), closed with the database."""
+    with database, adbc_driver_manager.AdbcConnection(database) as connection:
+        if not autocommit:
+            connection.set_autocommit(False)
+        yield connection
+
+
+def execute(connection: Connection, sql: str) -> None:
+    """Run a statement whose rows, if any, are not wanted."""
+    with adbc_driver_manager.AdbcStatement(connection) as statement:
+        statement.set_sql_query(sql)
+        statement.execute_update()
+
+
+@contextmanager
+def query(
+    connection: Connection, sql: str, options: Mapping[str, str]
+) -> Iterator[pa.RecordBatchReader]:
+    """The rows of ``sql`` as the driver's batches; ``options`` are the statement's."""
+    with adbc_driver_manager.AdbcStatement(connection) as statement:
+        statement.set_options(**options)
+        statement.set_sql_query(sql)
+        stream, _ = statement.execute_query()
+        with pa.RecordBatchReader.from_stream(stream) as reader:
+            yield reader

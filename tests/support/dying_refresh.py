@@ -1,0 +1,61 @@
+"""A data refresh whose process is killed mid-write, as when its machine dies.
+
+Run as ``python -m tests.support.dying_refresh CONNECTION SCHEMA TABLE`` with the service's
+environment. The process SIGKILLs itself, so nothing of it cleans up: on the filesystem once the
+first row group is in the version's partial file, on S3 once the first part of a multipart upload is
+stored (the table must hold more than ``ROW_GROUP_ROWS`` rows, and on S3 more than ``PART`` bytes
+of Parquet). Its claim stays
+``writing`` with a heartbeat that stops.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Iterable, Iterator
+
+import pyarrow as pa
+from boto3.s3.transfer import TransferConfig
+
+from config import load_settings
+from refresh import data_refresh
+from refresh.parquet import ROW_GROUP_ROWS
+from refresh.runtime import Runtime
+from refresh.storage import S3Storage
+
+PART = 5 * 1024 * 1024  # the smallest part S3 accepts
+
+
+def die(**_: object) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main(connection_id: str, schema_name: str, table_name: str) -> None:
+    rt = Runtime.from_settings(load_settings())
+    if isinstance(rt.storage, S3Storage):
+        S3Storage.transfer_config = TransferConfig(
+            multipart_threshold=PART, multipart_chunksize=PART
+        )
+        rt.storage._client.meta.events.register("after-call.s3.UploadPart", die)
+    else:
+        write = data_refresh.write_parquet
+
+        def dying_write(batches: Iterable[pa.RecordBatch], *args: object) -> object:
+            def a_row_group_then_die() -> Iterator[pa.RecordBatch]:
+                rows = 0
+                for batch in batches:
+                    if rows >= ROW_GROUP_ROWS:  # the writer has written the first group
+                        die()
+                    rows += batch.num_rows
+                    yield batch
+
+            return write(a_row_group_then_die(), *args)
+
+        data_refresh.write_parquet = dying_write
+    data_refresh.refresh_table(rt, connection_id, schema_name, table_name)
+    sys.exit("the refresh finished: it was meant to be killed mid-write")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
