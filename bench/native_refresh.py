@@ -1,6 +1,7 @@
 """Data refresh of the reference ``orders`` table from MariaDB and SQLite, beside connectorx.
 
     python -m bench.native_refresh [--rows 1000000] [--repeat 3] [--keep] [--skip-generic]
+                                   [--engine mysql|sqlite]
 
 The PostgreSQL ``orders`` of ``bench/orders.sql`` is the one generator: its rows are copied into
 MariaDB (``LOAD DATA LOCAL INFILE`` of a ``COPY ... csv``) and into a SQLite file, whose own
@@ -9,12 +10,16 @@ times (medians reported), each in a fresh process:
 
 - the service: ``POST /refresh`` (mode 3) with the embedded defaults; its in-process time, the
   CPU time (user + sys) of the process and its children, and the peak RSS of the service
-  process "+" that of its largest child (MySQL's connectorx reader process);
+  process "+" that of its largest child (MySQL's connectorx reader process); for MySQL also on
+  the table's first 10 rows, the fixed cost a connection of many small tables pays per table;
 - connectorx 0.4.6 alone: ``read_sql(return_type="arrow")`` + ``pyarrow.parquet.write_table``
   (zstd), the recipe of the issue, and its streaming form (``arrow_stream`` + ``ParquetWriter``);
 - with ``--skip-generic`` not given, the generic ``sqlalchemy`` source on the same tables.
 
-Every Parquet copy is checked against PostgreSQL's checksums (DuckDB on the copy).
+``--engine`` measures one engine only (the copies of both are still made and checked).
+
+Every Parquet copy is checked against PostgreSQL's checksums (DuckDB on the copy), the 10-row
+one by its row count.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +41,9 @@ from bench.common import PG, ROOT, psql, run_child, scratch_database, service_cl
 from bench.data_refresh import CHECKSUMS_PG
 
 MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root"}
+# The first rows of orders in MariaDB: a refresh's fixed cost, which a connection of many small
+# tables pays per table.
+SMALL, SMALL_ROWS = "orders_small", 10
 WORK = ROOT / "var" / "bench"
 
 # The PostgreSQL rows as MariaDB and SQLite take them: timestamps as UTC text, booleans as 0/1.
@@ -78,6 +87,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="interleaved runs (median shown)")
     parser.add_argument("--keep", action="store_true", help="keep (and reuse) the source tables")
     parser.add_argument("--skip-generic", action="store_true", help="skip the sqlalchemy source")
+    parser.add_argument("--engine", choices=["mysql", "sqlite"], help="measure this engine only")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -89,6 +99,7 @@ def main() -> None:
         expected = prepare(database, args.rows, args.keep)
         paths = {
             ("service", "mysql"): ["service", "mysql", name],
+            (f"service, {SMALL_ROWS} rows", "mysql"): ["service", "mysql", name, SMALL],
             ("service", "sqlite"): ["service", "sqlite", str(sqlite_path(name))],
             ("connectorx arrow", "mysql"): ["cx", "arrow", mysql_url(name)],
             ("connectorx arrow", "sqlite"): ["cx", "arrow", f"sqlite://{sqlite_path(name)}"],
@@ -105,6 +116,8 @@ def main() -> None:
                 f"mysql+pymysql://{mysql_url(name)[8:]}",
             ]
             paths["generic sqlalchemy", "sqlite"] = ["generic", f"sqlite:///{sqlite_path(name)}"]
+        if args.engine:
+            paths = {key: child for key, child in paths.items() if key[1] == args.engine}
         runs: dict[tuple[str, str], list[dict]] = {key: [] for key in paths}
         for attempt in range(args.repeat):
             for key, child in paths.items():
@@ -131,6 +144,10 @@ def prepare(database: str, rows: int, keep: bool) -> tuple:
     with admin_mysql(database) as conn, conn.cursor() as cur:
         cur.execute(CHECKSUMS_MYSQL)
         in_mysql = list(cur.fetchone())
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {SMALL} AS "
+            f"SELECT * FROM orders ORDER BY id LIMIT {SMALL_ROWS}"
+        )
     *in_sqlite, seconds, micros = (
         sqlite3.connect(sqlite_path(database)).execute(CHECKSUMS_SQLITE).fetchone()
     )
@@ -205,52 +222,108 @@ def mysql_url(database: str) -> str:
 def measure(child: list[str], expected: tuple) -> dict:
     run = run_child("-m", "bench.native_refresh", "--child", *child)
     report = json.loads(run.stdout)
-    check(report["parquet"], expected)
+    check(report["parquet"], expected if SMALL not in child else None)
     return report
 
 
-def check(parquet: str, expected: tuple) -> None:
+def check(parquet: str, expected: tuple | None) -> None:
+    """The copy against the source's checksums; the small table only by its row count."""
     import duckdb
 
-    actual = duckdb.connect().execute(CHECKSUMS_PARQUET, [parquet]).fetchone()
+    if expected is None:
+        sql, expected = "SELECT count(*) FROM read_parquet(?)", (SMALL_ROWS,)
+    else:
+        sql = CHECKSUMS_PARQUET
+    actual = duckdb.connect().execute(sql, [parquet]).fetchone()
     if tuple(actual) != tuple(expected):
         raise SystemExit(f"checksums differ:\n source  {expected}\n parquet {actual}")
 
 
 def print_table(rows: int, runs: dict[tuple[str, str], list[dict]]) -> None:
+    """Medians; "peak RSS" is each process's own peak (service + reader process), "at once" the
+    largest sum of their RSS at one instant."""
     print(f"{rows:,} rows; medians of {max(len(r) for r in runs.values())} interleaved runs")
-    header = f"{'path':28} {'engine':7} {'seconds':>8} {'cpu s':>7} {'rows/s':>10} {'peak RSS':>11}"
-    print(f"{header} {'vs cx arrow':>12} {'vs cx stream':>13}")
+    header = f"{'path':24} {'engine':7} {'seconds':>8} {'cpu s':>6} {'rows/s':>10} {'peak RSS':>10}"
+    print(f"{header} {'at once':>8} {'vs cx arrow':>12} {'vs cx stream':>13}")
     for (path, engine), results in runs.items():
         seconds = statistics.median(r["seconds"] for r in results)
         cpu = statistics.median(r["cpu_seconds"] for r in results)
         peak = statistics.median(r["peak_mb"] for r in results)
         child = statistics.median(r.get("child_mb", 0) for r in results)
+        total = statistics.median(r.get("total_mb") or r["peak_mb"] for r in results)
         memory = f"{peak:.0f}+{child:.0f}MB" if child else f"{peak:.0f}MB"
+        small = path.endswith(f"{SMALL_ROWS} rows")
         ratios = []
         for reference in ("connectorx arrow", "connectorx arrow_stream"):
             base = statistics.median(r["seconds"] for r in runs[reference, engine])
-            ratios.append(base / seconds)
+            ratios.append("-" if small else f"{base / seconds:.2f}x")
         print(
-            f"{path:28} {engine:7} {seconds:>8.2f} {cpu:>7.2f} {rows / seconds:>10,.0f} "
-            f"{memory:>11} {ratios[0]:>11.2f}x {ratios[1]:>12.2f}x"
+            f"{path:24} {engine:7} {seconds:>8.2f} {cpu:>6.2f} "
+            f"{(SMALL_ROWS if small else rows) / seconds:>10,.0f} "
+            f"{memory:>10} {total:>6.0f}MB {ratios[0]:>12} {ratios[1]:>13}"
         )
 
 
 def _usage() -> dict:
-    """CPU of this process and its children, peak RSS of this one and of its largest child."""
+    """CPU of this process and its children; peak RSS of this process (VmHWM).
+
+    Not ``ru_maxrss``: Linux carries a process's peak over ``exec``, so a child started by a
+    300 MB process reports at least 300 MB whatever it used itself.
+    """
     own, children = (
         resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
     )
     cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-    return {
-        "cpu_seconds": cpu,
-        "peak_mb": own.ru_maxrss / 1024,
-        "child_mb": children.ru_maxrss / 1024,
-    }
+    return {"cpu_seconds": cpu, "peak_mb": _status_mb("self", "VmHWM")}
 
 
-def child_service(engine: str, target: str) -> None:
+def _status_mb(pid: str, field: str) -> float:
+    """A memory figure of /proc/<pid>/status in MB; 0 once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class ChildMemory(threading.Thread):
+    """Samples this process's children (the MySQL reader) every 10 ms while a refresh runs.
+
+    ``child_mb`` is the largest child's peak RSS (VmHWM, which only grows, so sampling misses at
+    most its last 10 ms); ``total_mb`` the largest sum of this process's RSS and its children's
+    at one instant: the memory the refresh needed at once.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.child_mb = self.total_mb = 0.0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(0.01):
+            pids = [
+                pid
+                for task in Path("/proc/self/task").iterdir()
+                for pid in (task / "children").read_text().split()
+            ]
+            children = sum(_status_mb(pid, "VmRSS") for pid in pids)
+            self.total_mb = max(self.total_mb, _status_mb("self", "VmRSS") + children)
+            for pid in pids:
+                self.child_mb = max(self.child_mb, _status_mb(pid, "VmHWM"))
+
+    def __enter__(self) -> ChildMemory:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self.join()
+
+
+def child_service(engine: str, target: str, table: str = "orders") -> None:
     """The service's own code path in a fresh process, embedded defaults in a temp dir."""
     if engine == "mysql":
         source = {"source_type": "mysql", "config": {**MYSQL, "database": target}}
@@ -260,32 +333,36 @@ def child_service(engine: str, target: str) -> None:
     else:
         source = {"source_type": "sqlalchemy", "config": {"url": target}}
         schema = target.rsplit("/", 1)[1] if target.startswith("mysql") else "main"
-    refresh(source, schema)
+    refresh(source, schema, table)
 
 
 def child_generic(url: str) -> None:
     child_service("generic", url)
 
 
-def refresh(source: dict, schema: str) -> None:
+def refresh(source: dict, schema: str, table: str) -> None:
     from refresh.storage.filesystem import file_url_path
 
-    client = service_client(Path(tempfile.mkdtemp(prefix="bench-native-")))
+    client = service_client(
+        Path(tempfile.mkdtemp(prefix="bench-native-")), FILE_SOURCES_DIR=str(WORK)
+    )
     response = client.post("/connections", json={"name": "bench", **source})
     assert response.status_code == 201, response.get_json()
-    body = {"connection_id": "bench", "schema_name": schema, "table_name": "orders", "data": True}
+    body = {"connection_id": "bench", "schema_name": schema, "table_name": table, "data": True}
     before = _usage()
-    response = client.post("/refresh", json=body)
+    with ChildMemory() as memory:
+        response = client.post("/refresh", json=body)
     assert response.status_code == 200, response.get_json()
     after = _usage()
-    path = client.get(f"/connections/bench/tables/{schema}/orders").get_json()["current_path"]
+    path = client.get(f"/connections/bench/tables/{schema}/{table}").get_json()["current_path"]
     print(
         json.dumps(
             {
                 "seconds": response.get_json()["duration_ms"] / 1000,
                 "cpu_seconds": after["cpu_seconds"] - before["cpu_seconds"],
                 "peak_mb": after["peak_mb"],
-                "child_mb": after["child_mb"],
+                "child_mb": memory.child_mb,
+                "total_mb": memory.total_mb,
                 "parquet": f"{file_url_path(path)}/data.parquet",
             }
         )

@@ -5,69 +5,81 @@ streaming reader (``return_type="arrow_stream"``) holds the GIL while it waits f
 in-process, a slow query or a frozen host would freeze every thread of the worker (heartbeats, the
 stall watchdog, other requests). Its panics (a value its types cannot hold) also bypass Python's
 error handling, and its connection pool retries a refused login for 30 seconds. A child process
-isolates all of that:
+(``cx_child``) isolates all of that:
 
 - the parent reads the child's stdout with pyarrow's IPC reader, which waits outside the GIL;
-- the pipe is the back-pressure: the child reads no further ahead than the parent consumes, so
-  memory stays bounded by a few batches on each side;
 - ``stop()`` kills the child, which ends a blocked read at once, whatever the host is doing;
 - the connection string (with the password) travels on the child's stdin, never in its argv or
   environment; the child reports a failure as one line on stderr, which the parent redacts.
+
+The child starts when ``ChildRead`` is built and waits for its request, so the caller can do
+other work (a handshake) while the interpreter starts.
+
+Memory stays bounded by flow control: connectorx reads the server in a thread of its own into an
+unbounded queue, so a full pipe blocks the child's writer but not that thread, and a consumer
+slower than the server would let the child buffer the whole table (3M rows: 415 MB). The child is
+ahead as soon as the pipe is half full while the parent is not reading it: ``_PacedPipe`` then
+pauses it (SIGSTOP) and continues it (SIGCONT) when the parent reads again. The server meanwhile
+waits on its socket (the MySQL session allows that for an hour).
 """
 
 from __future__ import annotations
 
+import array
 import fcntl
 import json
+import os
+import signal
 import subprocess
 import sys
+import termios
 import threading
 from collections import deque
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import suppress
-from pathlib import Path
 
 import pyarrow as pa
 
 from refresh.redact import redact
+from refresh.sources import cx_child
 from refresh.sources.base import SourceError
 
-_ROOT = Path(__file__).resolve().parents[2]
-_FAILURE = "connectorx-failure: "
 # Kept from the child's stderr: enough for its failure line after any driver noise (a panic's
 # backtrace when RUST_BACKTRACE is set, log lines of the connection pool).
 _STDERR_LINES = 200
-# A pipe of 64 KiB wakes the reader for every few rows of a 5 MB batch; 1 MiB cuts the switches.
+# A pipe of 64 KiB wakes the reader every few hundred rows; 1 MiB (about a batch) cuts the switches.
 _PIPE_BYTES = 1024 * 1024
+# How often the flow control looks at the pipe: what the child produces meanwhile is what it may
+# buffer beyond the pipe (a fraction of a batch).
+_PACE_SECONDS = 0.01
 
 
 class ChildRead:
-    """One query read by a child process; ``batches()`` once, ``close()`` always."""
+    """One query read by a child process: ``start()``, ``batches()`` once, ``close()`` always."""
 
-    def __init__(
-        self,
-        url: str,
-        query: str,
-        setup: Sequence[str],
-        batch_rows: int,
-        secrets: Collection[str | None],
-    ) -> None:
+    def __init__(self, secrets: Collection[str | None]) -> None:
         self._secrets = secrets
         self._stopped = False
         self._process = subprocess.Popen(
-            [sys.executable, "-m", __name__],
-            cwd=_ROOT,
+            [sys.executable, "-P", cx_child.__file__],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        assert self._process.stdout is not None
-        with suppress(OSError):  # Linux only; the default size works, slower
-            fcntl.fcntl(self._process.stdout.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        self._stdout = _PacedPipe(self._process)
         self._stderr: deque[bytes] = deque(maxlen=_STDERR_LINES)
         self._drain = threading.Thread(target=self._drain_stderr, name="cx-stderr", daemon=True)
         self._drain.start()
-        request = {"url": url, "query": query, "setup": list(setup), "batch_rows": batch_rows}
+
+    def start(self, url: str, query: str, setup: Sequence[str], batch_rows: int) -> None:
+        """Send the child its query (the password travels here, on stdin)."""
+        request = {
+            "url": url,
+            "query": query,
+            "setup": list(setup),
+            "batch_rows": batch_rows,
+            "parent_pid": os.getpid(),
+        }
         assert self._process.stdin is not None
         try:
             self._process.stdin.write(json.dumps(request).encode())
@@ -77,21 +89,18 @@ class ChildRead:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The child's batches; a failure of the child raises ``SourceError`` with its words."""
-        assert self._process.stdout is not None
         try:
-            reader = pa.ipc.open_stream(self._process.stdout)
-            yield from reader
+            yield from pa.ipc.open_stream(self._stdout)
         except (pa.ArrowException, OSError):
-            self._process.wait()
+            self._wait()
             raise self._failure() from None
-        if self._process.wait() != 0:
+        if self._wait() != 0:
             raise self._failure()
 
     def stop(self) -> None:
         """Kill the child (thread-safe, idempotent): a blocked ``batches()`` raises at once."""
         self._stopped = True
-        with suppress(ProcessLookupError):
-            self._process.kill()
+        self._process.kill()
 
     @property
     def stopped(self) -> bool:
@@ -100,10 +109,15 @@ class ChildRead:
     def close(self) -> None:
         if self._process.poll() is None:
             self.stop()
-        self._process.wait()
+        self._wait()
+        self._stdout.close()
         self._drain.join()
-        assert self._process.stdout is not None
-        self._process.stdout.close()
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+
+    def _wait(self) -> int:
+        self._stdout.stop_pacing()  # before the pid can be reaped, and so reused
+        return self._process.wait()
 
     def _drain_stderr(self) -> None:
         assert self._process.stderr is not None
@@ -114,7 +128,8 @@ class ChildRead:
     def _failure(self) -> SourceError:
         self._drain.join()
         lines = [line.decode(errors="replace").rstrip() for line in self._stderr]
-        reported = [line.removeprefix(_FAILURE) for line in lines if line.startswith(_FAILURE)]
+        prefix = cx_child.FAILURE_PREFIX
+        reported = [line.removeprefix(prefix) for line in lines if line.startswith(prefix)]
         if reported:
             message = reported[-1]
         elif self._stopped:
@@ -124,32 +139,78 @@ class ChildRead:
         return SourceError(redact(message, self._secrets))
 
 
-def _child() -> None:
-    """The child: one query, its batches as an Arrow IPC stream on stdout."""
-    request = json.load(sys.stdin)
-    out = sys.stdout.buffer
-    try:
-        import connectorx
+class _PacedPipe:
+    """The child's stdout for pyarrow's IPC reader, pausing the child while nobody reads it.
 
-        reader = connectorx.read_sql(
-            request["url"],
-            request["query"],
-            return_type="arrow_stream",
-            batch_size=request["batch_rows"],
-            pre_execution_query=request["setup"] or None,
-        )
-        with pa.ipc.new_stream(out, reader.schema) as writer:
-            for batch in reader:
-                writer.write_batch(batch)
-        out.flush()
-    except BrokenPipeError:  # the parent stopped reading: nothing left to tell it
-        sys.exit(1)
-    except BaseException as error:  # connectorx's panics are BaseExceptions
-        message = " ".join(str(error).split()) or type(error).__name__
-        sys.stderr.write(f"{_FAILURE}{message}\n")
-        sys.stderr.flush()
-        sys.exit(1)
+    A watcher thread pauses the child when the parent is not reading and the pipe is half full;
+    every read continues it first, so the parent never waits on a paused child. The lock makes
+    "not reading" and the pause one step.
 
+    Batches are read into buffers of Arrow's memory pool (``read_buffer``, which pyarrow prefers):
+    as Python bytes, the 5 MB message bodies went through malloc, whose heap kept 90 MB more than
+    the pool did.
+    """
 
-if __name__ == "__main__":
-    _child()
+    closed = False
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        self._process = process
+        self._fd = process.stdout.fileno()
+        with suppress(OSError):  # the default size works, with more wake-ups
+            fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        self._half = fcntl.fcntl(self._fd, fcntl.F_GETPIPE_SZ) // 2
+        self._lock = threading.Lock()
+        self._reading = False
+        self._paused = False
+        self._done = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="cx-pace", daemon=True)
+        self._watcher.start()
+
+    def read(self, size: int) -> bytes:
+        return self.read_buffer(size).to_pybytes()
+
+    def read_buffer(self, size: int) -> pa.Buffer:
+        """``size`` bytes, fewer only at the end of the stream."""
+        buffer = pa.allocate_buffer(size)
+        view = memoryview(buffer)  # type: ignore[arg-type]
+        with self._lock:
+            self._reading = True
+            self._pace(paused=False)
+        try:
+            done = 0
+            while done < size and (got := os.readv(self._fd, [view[done:]])):
+                done += got
+        finally:
+            with self._lock:
+                self._reading = False
+        return buffer if done == size else buffer.slice(0, done)
+
+    def stop_pacing(self) -> None:
+        """End the watcher, leaving the child running; idempotent."""
+        self._done.set()
+        if self._watcher.is_alive():
+            self._watcher.join()
+        with self._lock:
+            self._pace(paused=False)
+
+    def close(self) -> None:
+        self.stop_pacing()
+        assert self._process.stdout is not None
+        self._process.stdout.close()
+        self.closed = True
+
+    def _watch(self) -> None:
+        unread = array.array("i", [0])
+        while not self._done.wait(_PACE_SECONDS):
+            with self._lock:
+                if self._reading or self._paused:
+                    continue
+                fcntl.ioctl(self._fd, termios.FIONREAD, unread)
+                if unread[0] >= self._half:
+                    self._pace(paused=True)
+
+    def _pace(self, paused: bool) -> None:
+        if self._paused != paused:
+            self._process.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
+            self._paused = paused

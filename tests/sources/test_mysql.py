@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import gc
+import json
 import secrets
+import signal
+import subprocess
+import sys
 import threading
 import time
+from contextlib import suppress
 from datetime import UTC, date, datetime
 from datetime import time as clock
 from decimal import Decimal
+from pathlib import Path
 
 import pyarrow as pa
 import pymysql
 import pytest
 
 from refresh.sources import build_source
-from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source, SourceError
+from refresh.sources.base import Column, DiscoveredTable, Source, SourceError
+from refresh.sources.mysql import READ_BATCH_ROWS
+from tests.support.paths import ROOT
 from tests.support.proxy import pausable_proxy
 from tests.support.services import Database, MariaDBServer
 from tests.support.source_kinds import wait_until_reading
@@ -162,6 +170,91 @@ def test_time_outside_a_day_fails_naming_the_column(
         read_rows(my, table)
 
 
+@pytest.mark.parametrize(
+    ("column_type", "value"),
+    [
+        ("datetime", "0000-00-00 00:00:00"),
+        ("date", "0000-00-00"),
+        ("timestamp NULL", "0000-00-00 00:00:00"),
+        ("date", "2024-00-10"),
+        ("datetime(6)", "2024-05-00 12:00:00.5"),
+        ("date", "2024-02-30"),
+    ],
+)
+def test_zero_or_impossible_date_fails_naming_the_column(
+    mariadb: MariaDBServer, mysql_source: Database, column_type: str, value: str
+) -> None:
+    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
+        # MariaDB's default SQL mode takes zero dates; impossible days need ALLOW_INVALID_DATES.
+        cur.execute("SET SESSION sql_mode = 'ALLOW_INVALID_DATES'")
+        cur.execute(f"CREATE TABLE t (id int, fine date, d {column_type})")
+        cur.execute("INSERT INTO t SELECT seq, '2024-01-01', '2024-01-01' FROM seq_1_to_40000")
+        cur.execute("UPDATE t SET d = %s WHERE id = 30000", (value,))
+    my = source(mysql_source)
+    [table] = my.discover()
+
+    with pytest.raises(SourceError, match=r'column "d": .* is not a valid date') as failed:
+        read_rows(my, table)
+
+    assert str(failed.value).startswith(f'column "d": \'{value[:10]}')
+
+
+@pytest.mark.parametrize("collation", ["utf8mb4_bin", "utf8mb4_unicode_ci", "latin1_swedish_ci"])
+def test_text_reads_exactly_whatever_its_collation(
+    mariadb: MariaDBServer, mysql_source: Database, collation: str
+) -> None:
+    charset = collation.split("_", 1)[0]
+    text = "café" if charset == "latin1" else TEXT
+    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"""CREATE TABLE t (c char(4), vc varchar(60), tt tinytext, t text, mt mediumtext,
+                    lt longtext, e enum('café', 'x'), s set('café', 'x'))
+                CHARACTER SET {charset} COLLATE {collation}"""
+        )
+        cur.execute(
+            "INSERT INTO t VALUES (%s, %s, %s, %s, %s, %s, 'café', 'café,x')",
+            ("café", text, text, text, text, text),
+        )
+        cur.execute("INSERT INTO t () VALUES ()")
+    my = source(mysql_source)
+    [table] = my.discover()
+
+    rows = read_rows(my, table)
+
+    assert rows[0] == {
+        "c": "café", "vc": text, "tt": text, "t": text, "mt": text, "lt": text,
+        "e": "café", "s": "café,x",
+    }  # fmt: skip
+    assert rows[1] == dict.fromkeys(rows[0])
+
+
+# Every decimal128 and decimal256 width edge, scale 0 to the largest MySQL allows (30), read
+# through MySQL's own text.
+DECIMALS = [(1, 0), (1, 1), (18, 4), (28, 10), (29, 0), (38, 0), (38, 30), (39, 0), (65, 30)]
+
+
+def test_decimals_are_exact_at_every_precision_and_scale(
+    mariadb: MariaDBServer, mysql_source: Database
+) -> None:
+    extremes = [Decimal(f"{'9' * (p - s)}.{'9' * s}" if s else "9" * p) for p, s in DECIMALS]
+    columns = ", ".join(f"d{p}_{s} decimal({p}, {s})" for p, s in DECIMALS)
+    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE t ({columns})")
+        cur.execute(f"INSERT INTO t VALUES ({', '.join(['%s'] * len(DECIMALS))})", extremes)
+        cur.execute(
+            f"INSERT INTO t VALUES ({', '.join(['%s'] * len(DECIMALS))})",
+            [v.copy_negate() for v in extremes],
+        )
+    my = source(mysql_source)
+    [table] = my.discover()
+
+    rows = read_rows(my, table)
+
+    assert [list(row.values()) for row in rows] == [extremes, [v.copy_negate() for v in extremes]]
+    for (p, s), kind in zip(DECIMALS, types_of(table).values(), strict=True):
+        assert (kind.precision, kind.scale) == (p, s)
+
+
 # PyMySQL reports a half-read stream from __del__ hooks: "error" turns that report into a failure.
 @pytest.mark.filterwarnings("error")
 def test_abandoned_stream_is_interrupted_cleanly(
@@ -173,7 +266,7 @@ def test_abandoned_stream_is_interrupted_cleanly(
     [table] = my.discover()
 
     with my.read(table) as batches:
-        assert next(batches).num_rows == BATCH_ROWS
+        assert next(batches).num_rows == READ_BATCH_ROWS
     gc.collect()
 
     assert [t.table_name for t in my.discover()] == ["big"]  # the server is still fine
@@ -207,6 +300,12 @@ def test_wrong_password_is_a_source_error_without_the_password(
     for error in (discovering.value, reading.value):
         assert wrong not in str(error)
         assert error.__cause__ is None
+
+
+def test_connections_share_one_tls_context(mysql_source: Database) -> None:
+    my = source(mysql_source)
+    with my.connect() as first, my.connect() as second:
+        assert first.ctx is second.ctx  # built once: it costs more than the rest of a handshake
 
 
 def test_session_is_read_only(mysql_source: Database) -> None:
@@ -312,3 +411,106 @@ def test_interrupt_ends_a_read_from_a_frozen_host(
             with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
                 for thread_id in running_reads(mariadb, mysql_source):
                     cur.execute("KILL QUERY %s", (thread_id,))
+
+
+def reader_processes(parent: int | str = "self") -> list[int]:
+    """Pids of ``parent``'s children running the connectorx reader (``cx_child.py``)."""
+    children = []
+    for task in Path(f"/proc/{parent}/task").iterdir():
+        with suppress(FileNotFoundError):  # a thread that ended meanwhile
+            children += (task / "children").read_text().split()
+    readers = []
+    for pid in children:
+        with suppress(FileNotFoundError):
+            if b"cx_child.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                readers.append(int(pid))
+    return readers
+
+
+def process_state(pid: int) -> str:
+    """The one-letter state of ``pid`` (``T`` stopped, ``Z`` zombie), ``gone`` once reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+
+# 30 MB: enough to fill the reader's pipe many times over.
+BIG_TABLE = "CREATE TABLE big AS SELECT seq AS id, REPEAT('x', 100) AS pad FROM seq_1_to_300000"
+
+
+def test_reader_is_paused_while_nobody_reads_and_loses_no_row(
+    mariadb: MariaDBServer, mysql_source: Database
+) -> None:
+    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
+        cur.execute(BIG_TABLE)
+    my = source(mysql_source)
+    [table] = my.discover()
+
+    with my.read(table) as batches:
+        ids = next(batches).column("id").to_pylist()
+        [reader] = reader_processes()
+        # connectorx would go on reading into memory; the full pipe gets it paused instead.
+        poll(lambda: process_state(reader) == "T")
+        for batch in batches:
+            ids += batch.column("id").to_pylist()
+
+    assert sorted(ids) == list(range(1, 300_001))
+
+
+def test_password_reaches_the_reader_on_stdin_only(
+    mariadb: MariaDBServer, mysql_user: tuple[Database, str]
+) -> None:
+    db, password = mysql_user
+    with mariadb.connect(db) as conn, conn.cursor() as cur:
+        cur.execute(BIG_TABLE)
+    my = source(db, password)
+    [table] = my.discover(only=[(db.database, "big")])
+
+    with my.read(table) as batches:
+        next(batches)
+        [reader] = reader_processes()
+        poll(lambda: process_state(reader) == "T")  # still there: paused, as nobody reads
+        for what in ("cmdline", "environ"):
+            with open(f"/proc/{reader}/{what}", "rb") as exposed:
+                assert password.encode() not in exposed.read()
+
+
+READ_THEN_HANG = """
+import json, sys
+from refresh.sources import build_source
+source = build_source("mysql", json.loads(sys.argv[1]), None, connect_timeout=5)
+[table] = source.discover()
+with source.read(table) as batches:
+    next(batches)
+    print("reading", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_paused_reader_dies_with_a_killed_worker(
+    mariadb: MariaDBServer, mysql_source: Database
+) -> None:
+    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
+        cur.execute(BIG_TABLE)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", READ_THEN_HANG, json.dumps(mysql_source.config())],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        assert worker.stdout.readline() == "reading\n"
+        [reader] = reader_processes(worker.pid)
+        poll(lambda: process_state(reader) == "T")
+
+        worker.send_signal(signal.SIGKILL)
+
+        poll(lambda: process_state(reader) in ("gone", "Z"))  # PID 1 may not reap it at once
+        poll(lambda: not running_reads(mariadb, mysql_source))
+    finally:
+        worker.kill()
+        worker.wait()
