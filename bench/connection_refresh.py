@@ -10,8 +10,8 @@ Two PostgreSQL connections built from the reference ``orders`` table (bench/orde
 For each worker count, the service runs as deployed: the Procfile's ``rq worker`` processes
 around a real Redis, a PostgreSQL catalog and a filesystem cache; the time is from
 ``POST /refresh`` to the job's end. The peer is dlt's ``sql_database`` source (pyarrow backend)
-loading the same tables into Parquet files, from the bench-only environment ``.venv-peers``
-(see bench/README.md). Every copy is checked: each table's row count, and one table of each
+loading the same tables into Parquet files (``bench/peers.py``, in the bench-only environment
+``.venv-peers``). Every copy is checked: each table's row count, and one table of each
 connection against the checksums of orders.sql.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -29,28 +28,11 @@ from pathlib import Path
 
 from rq import Worker
 
-from bench.common import PG, ROOT, psql, scratch_database
-from bench.data_refresh import check
+from bench.common import PG, ROOT, psql, run_child, scratch_database
+from bench.data_refresh import PEERS_PYTHON, check, ensure_peers
 from tests.support.workers import RedisDatabase, procfile_command, running
 
 CONNECTIONS = {"small": (200, 10_000), "large": (4, 1_000_000)}
-PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
-
-DLT_SCRIPT = """
-import json, sys, time
-import dlt
-from dlt.sources.sql_database import sql_database
-
-database, out, pipes = sys.argv[1:4]
-started = time.perf_counter()
-source = sql_database(credentials=f"postgresql://postgres@127.0.0.1:5432/{database}",
-                      schema="public", backend="pyarrow")
-pipeline = dlt.pipeline(pipeline_name="bench", pipelines_dir=pipes,
-                        destination=dlt.destinations.filesystem(bucket_url=f"file://{out}"),
-                        dataset_name="d")
-info = pipeline.run(source, loader_file_format="parquet")
-print(json.dumps({"seconds": time.perf_counter() - started}))
-"""
 
 
 @dataclass(frozen=True)
@@ -179,30 +161,23 @@ def check_table(database: str, parquet: str) -> None:
 
 
 def run_dlt(database: str) -> float:
-    if not PEERS_PYTHON.exists():
-        raise SystemExit(
-            f"{PEERS_PYTHON} is missing: create the peers' environment (bench/README.md)"
-        )
+    """dlt's sql_database source over every table of ``public``, in the peers' virtualenv."""
+    ensure_peers()
     with tempfile.TemporaryDirectory(prefix="bench-dlt-") as work:
-        out, pipes = Path(work, "out"), Path(work, "pipes")
-        env = {
-            **os.environ,
-            "RUNTIME__LOG_LEVEL": "ERROR",
-            "RUNTIME__DLTHUB_TELEMETRY": "false",
-            # dlt's default round-robin extraction opens every table's cursor at once: 200 tables
-            # exceed PostgreSQL's 100 connections. FIFO reads them one after the other.
-            "EXTRACT__NEXT_ITEM_MODE": "fifo",
-        }
-        completed = subprocess.run(
-            [str(PEERS_PYTHON), "-c", DLT_SCRIPT, database, str(out), str(pipes)],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=env,
+        run = run_child(
+            "bench/peers.py",
+            "dlt-database",
+            database,
+            "public",
+            work,
+            env={"RUNTIME__LOG_LEVEL": "ERROR", "RUNTIME__DLTHUB_TELEMETRY": "false"},
+            python=str(PEERS_PYTHON),
         )
-        seconds = json.loads(completed.stdout.strip().splitlines()[-1])["seconds"]
-    print(f"dlt: {seconds:.2f} s", file=sys.stderr)
-    return seconds
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    if "error" in report:
+        raise SystemExit(f"dlt failed: {report['error']}")
+    print(f"dlt: {report['seconds']:.2f} s", file=sys.stderr)
+    return report["seconds"]
 
 
 def print_table(results: list[Result]) -> None:

@@ -1,6 +1,6 @@
 """The peers the data refresh is measured against, run in their own virtualenv (.venv-peers).
 
-    .venv-peers/bin/python bench/peers.py duckdb|dlt DATABASE TABLE WORKDIR
+    .venv-peers/bin/python bench/peers.py duckdb|dlt|dlt-database DATABASE TABLE WORKDIR
 
 Prints one JSON line: ``seconds`` and ``cpu_seconds`` (user + sys of this process) of the copy
 alone, and ``parquet``, a glob of the files written. Imports nothing of the service: the peers'
@@ -63,7 +63,32 @@ def dlt_copy(database: str, table: str, work: str) -> str:
     return f"{work}/dlt/d/{table}/*.parquet"
 
 
-PEERS: dict[str, Callable[[str, str, str], str]] = {"duckdb": duckdb_copy, "dlt": dlt_copy}
+def dlt_database_copy(database: str, schema: str, work: str) -> str:
+    """dlt's sql_database source (pyarrow backend): every table of ``schema``, for mode 4.
+
+    dlt's default round-robin extraction opens every table's cursor at once, which exceeds
+    PostgreSQL's 100 connections at 200 tables; FIFO extraction reads them one after the other.
+    """
+    os.environ["EXTRACT__NEXT_ITEM_MODE"] = "fifo"
+    import dlt
+    from dlt.sources.sql_database import sql_database
+
+    source = sql_database(credentials=f"{PG_URL}/{database}", schema=schema, backend="pyarrow")
+    pipeline = dlt.pipeline(
+        pipeline_name="bench",
+        pipelines_dir=f"{work}/pipelines",
+        destination=dlt.destinations.filesystem(bucket_url=f"file://{work}/dlt"),
+        dataset_name="d",
+    )
+    pipeline.run(source, loader_file_format="parquet")
+    return f"{work}/dlt/d/*/*.parquet"
+
+
+PEERS: dict[str, Callable[[str, str, str], str]] = {
+    "duckdb": duckdb_copy,
+    "dlt": dlt_copy,
+    "dlt-database": dlt_database_copy,
+}
 
 
 def main() -> None:
