@@ -95,8 +95,8 @@ def service_client(work: Path, catalog_url: str | None = None, **settings: str) 
     """
     from app import create_app
     from config import load_settings
-    from refresh.api.context import EXTENSION
     from refresh.catalog.migrations import upgrade
+    from refresh.runtime import Runtime
 
     environ = {
         "DATABASE_URL": catalog_url or f"sqlite:///{work}/catalog.db",
@@ -104,6 +104,8 @@ def service_client(work: Path, catalog_url: str | None = None, **settings: str) 
         "SECRET_KEY": "bench",
         **settings,
     }
-    app = create_app(load_settings(environ))
-    upgrade(app.extensions[EXTENSION].catalog)
-    return app.test_client()
+    # Migrated before the app starts: in embedded mode its scheduler runs its jobs at once.
+    migrating = Runtime.from_settings(load_settings(environ))
+    upgrade(migrating.catalog)
+    migrating.catalog.dispose()
+    return create_app(load_settings(environ)).test_client()
