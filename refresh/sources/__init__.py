@@ -51,6 +51,4 @@ def build_source(
     connect_timeout: float,
     read_streams: int = 1,
 ) -> Source:
-    source = source_class(source_type)(config, password, connect_timeout)
-    source.read_streams = read_streams
-    return source
+    return source_class(source_type)(config, password, connect_timeout, read_streams)

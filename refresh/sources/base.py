@@ -19,19 +19,12 @@ import pyarrow as pa
 from marshmallow import Schema
 
 from refresh.arrow_types import type_from_string, type_to_string
-from refresh.errors import RefreshError
+from refresh.sources.errors import SourceError as SourceError  # part of the interface
+from refresh.sources.interrupt import ReadStopper
 
 # Rows per Arrow batch a source yields: big enough that per-batch overhead vanishes, small enough
 # that a batch of a wide table stays far below the worker's memory budget.
 BATCH_ROWS = 65_536
-
-
-class SourceError(RefreshError):
-    """The source could not be reached, refused the login, or failed a query.
-
-    The message is shown to API users as is, so sources build it from the driver's message with
-    every secret already removed (see ``refresh.redact``).
-    """
 
 
 @dataclass(frozen=True)
@@ -95,16 +88,21 @@ class Source(ABC):
     # ``password`` (or a password inside ``url``) is split off and stored encrypted.
     config_schema: ClassVar[type[Schema]]
 
-    # At most this many connections may read one table at once (SOURCE_READ_STREAMS, set by
-    # ``build_source``); a source that cannot split a table reads it with one.
-    read_streams: int = 1
-
     def __init__(
-        self, config: Mapping[str, Any], password: str | None, connect_timeout: float
+        self,
+        config: Mapping[str, Any],
+        password: str | None,
+        connect_timeout: float,
+        read_streams: int = 1,
     ) -> None:
         self.config = config
         self.password = password
         self.connect_timeout = connect_timeout
+        # At most this many connections may read one table at once (SOURCE_READ_STREAMS); a
+        # source that cannot split a table reads it with one.
+        self.read_streams = read_streams
+        # A read registers here what stops it (``on_interrupt``) and checks it between batches.
+        self._stopper = ReadStopper()
 
     @classmethod
     def split_secret(cls, config: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -128,7 +126,7 @@ class Source(ABC):
         value that does not fit its column's Arrow type raises ``SourceError`` naming the column.
         """
 
-    def interrupt(self) -> None:  # noqa: B027 (deliberately a no-op by default)
+    def interrupt(self) -> None:
         """Stop the ``read`` in progress; called from another thread, any number of times.
 
         The data refresh calls it when the source has sent nothing for
@@ -136,5 +134,8 @@ class Source(ABC):
         end or raise promptly, and the query should stop on the server. It must never block for
         long itself (the host may be frozen: bound any connection it opens by the connect
         timeout). Best effort: a read that does not end is abandoned by the refresh, which fails
-        either way. The default does nothing, for drivers that offer no way to cancel.
+        either way. It runs what each read in progress registered with ``self._stopper`` (kill a
+        reader process, cancel a query); a read that registered nothing (a driver that cannot
+        cancel) stops at its next batch boundary, and any read started afterwards fails at once.
         """
+        self._stopper.interrupt()

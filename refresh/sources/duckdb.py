@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator
 from contextlib import closing, contextmanager
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import duckdb
 import pyarrow as pa
@@ -36,7 +36,6 @@ from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source
 from refresh.sources.config import FileConfigSchema
 from refresh.sources.convert import cast_batch, read_as_text
 from refresh.sources.errors import source_errors
-from refresh.sources.interrupt import ReadStopper
 from refresh.sources.typemap import decimal_type
 
 _SIMPLE_TYPES: dict[str, pa.DataType] = {
@@ -106,12 +105,6 @@ class DuckDBSource(Source):
     source_type: ClassVar[str] = "duckdb"
     config_schema = FileConfigSchema
 
-    def __init__(
-        self, config: Mapping[str, Any], password: str | None, connect_timeout: float
-    ) -> None:
-        super().__init__(config, password, connect_timeout)
-        self._stopper = ReadStopper()
-
     def _connect(self) -> duckdb.DuckDBPyConnection:
         connection = duckdb.connect(self.config["path"], read_only=True, config=_CONFINED)
         # Text output of TIMESTAMPTZ values inside cast columns (lists, structs) in UTC.
@@ -151,6 +144,3 @@ class DuckDBSource(Source):
             for batch in reader:
                 self._stopper.check()
                 yield cast_batch(batch, schema)
-
-    def interrupt(self) -> None:
-        self._stopper.interrupt()

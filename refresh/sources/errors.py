@@ -1,4 +1,4 @@
-"""Turning driver exceptions into ``SourceError`` with every secret removed (guarantee 4)."""
+"""``SourceError``, and turning driver exceptions into it, every secret removed (guarantee 4)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,16 @@ from contextlib import contextmanager
 
 from sqlalchemy.exc import DBAPIError
 
+from refresh.errors import RefreshError
 from refresh.redact import redact
-from refresh.sources.base import SourceError
+
+
+class SourceError(RefreshError):
+    """The source could not be reached, refused the login, or failed a query.
+
+    The message is shown to API users as is, so sources build it from the driver's message with
+    every secret already removed (see ``refresh.redact``).
+    """
 
 
 def driver_message(error: BaseException) -> str:

@@ -30,7 +30,7 @@ import math
 import ssl
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator
 from contextlib import closing, contextmanager, suppress
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -44,7 +44,6 @@ from refresh.sources.config import MySQLConfigSchema
 from refresh.sources.convert import cast_batch, column_error
 from refresh.sources.cx_process import ChildRead
 from refresh.sources.errors import source_errors
-from refresh.sources.interrupt import ReadStopper
 from refresh.sources.typemap import decimal_type
 
 _SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
@@ -153,12 +152,6 @@ class _Connection(pymysql.Connection):
 class MySQLSource(Source):
     source_type: ClassVar[str] = "mysql"
     config_schema = MySQLConfigSchema
-
-    def __init__(
-        self, config: Mapping[str, Any], password: str | None, connect_timeout: float
-    ) -> None:
-        super().__init__(config, password, connect_timeout)
-        self._stopper = ReadStopper()
 
     @property
     def _secrets(self) -> list[str | None]:
@@ -272,6 +265,8 @@ class MySQLSource(Source):
             sent = True
 
             def stop() -> None:
+                # Killing the reader ends the blocked read at once, even from a frozen host;
+                # KILL QUERY then goes through a session bounded by the connect timeout.
                 child.stop()
                 self._kill_query(marker)
 
@@ -328,15 +323,6 @@ class MySQLSource(Source):
         flags, texts = row[: len(dates)], row[len(dates) :]
         column, text = next((c, t) for c, f, t in zip(dates, flags, texts, strict=True) if f)
         return column_error(column.name, f"{text!r} is not a valid date")
-
-    def interrupt(self) -> None:
-        """Kill the reading child process, then the query on the server.
-
-        Killing the child ends the blocked read at once, even when the host is frozen. ``KILL
-        QUERY`` goes through a second session whose connect and handshake are bounded by the
-        connect timeout, so a frozen host costs at most that long.
-        """
-        self._stopper.interrupt()
 
     def _kill_query(self, marker: str) -> None:
         """``KILL QUERY`` for the statement carrying ``marker``; best effort, errors dropped."""

@@ -33,7 +33,7 @@ import queue
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
@@ -50,7 +50,7 @@ from refresh.sources.config import PostgresConfigSchema
 from refresh.sources.convert import cast_batch, read_as_text
 from refresh.sources.errors import source_errors
 from refresh.sources.fan_in import FanIn
-from refresh.sources.interrupt import INTERRUPTED, ReadStopper
+from refresh.sources.interrupt import INTERRUPTED
 from refresh.sources.typemap import UNCONSTRAINED_DECIMAL, decimal_type
 
 log = logging.getLogger(__name__)
@@ -178,12 +178,6 @@ class PostgresSource(Source):
     source_type: ClassVar[str] = "postgres"
     config_schema = PostgresConfigSchema
 
-    def __init__(
-        self, config: Mapping[str, Any], password: str | None, connect_timeout: float
-    ) -> None:
-        super().__init__(config, password, connect_timeout)
-        self._stopper = ReadStopper()
-
     @property
     def _secrets(self) -> list[str | None]:
         return [self.password]
@@ -254,19 +248,12 @@ class PostgresSource(Source):
         read = _TableRead(self, table)
         read.fan_in.start("postgres-read", read.plan_and_read)
         try:
+            # An interrupt fails the read at once, then sends libpq's cancel for every open
+            # connection from a thread never waited for: a frozen host never answers it.
             with self._stopper.on_interrupt(read.interrupt):
                 yield read.batches()
         finally:
             read.close()
-
-    def interrupt(self) -> None:
-        """Fail the read in progress at once, then cancel its queries on the server.
-
-        The consumer raises without waiting for anything; the cancel requests (libpq's cancel
-        protocol, one per open connection) go out from a thread of their own, never waited for,
-        since a frozen host never answers them. A read started afterwards fails at once.
-        """
-        self._stopper.interrupt()
 
 
 class _TableRead:

@@ -41,7 +41,6 @@ from sqlalchemy.pool import NullPool
 from refresh.sources.base import Column, DiscoveredTable, Source
 from refresh.sources.config import confined_path
 from refresh.sources.errors import source_errors
-from refresh.sources.interrupt import ReadStopper
 from refresh.sources.sql_stream import stream_table
 from refresh.sources.typemap import UNCONSTRAINED_DECIMAL, decimal_type
 
@@ -113,12 +112,6 @@ class SQLAlchemyURLSource(Source):
     source_type: ClassVar[str] = "sqlalchemy"
     config_schema = SQLAlchemyConfigSchema
 
-    def __init__(
-        self, config: Mapping[str, Any], password: str | None, connect_timeout: float
-    ) -> None:
-        super().__init__(config, password, connect_timeout)
-        self._stopper = ReadStopper()
-
     @classmethod
     def split_secret(cls, config: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
         url = make_url(config["url"])
@@ -164,9 +157,6 @@ class SQLAlchemyURLSource(Source):
         return stream_table(
             engine, table, [self.password], _DRIVER_ERRORS, self._stopper, self._canceller
         )
-
-    def interrupt(self) -> None:
-        self._stopper.interrupt()
 
     def _canceller(self, dbapi_connection: Any) -> Callable[[], None] | None:
         if isinstance(dbapi_connection, sqlite3.Connection):

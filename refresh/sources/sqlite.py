@@ -44,10 +44,10 @@ import math
 import re
 import sqlite3
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator
 from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import adbc_driver_manager
 import adbc_driver_sqlite
@@ -60,7 +60,6 @@ from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source
 from refresh.sources.config import FileConfigSchema
 from refresh.sources.convert import cast_array, column_error
 from refresh.sources.errors import source_errors
-from refresh.sources.interrupt import ReadStopper
 from refresh.sources.typemap import UNCONSTRAINED_DECIMAL, decimal_type
 
 SCHEMA = "main"
@@ -131,12 +130,6 @@ class SQLiteSource(Source):
     source_type: ClassVar[str] = "sqlite"
     config_schema = FileConfigSchema
 
-    def __init__(
-        self, config: Mapping[str, Any], password: str | None, connect_timeout: float
-    ) -> None:
-        super().__init__(config, password, connect_timeout)
-        self._stopper = ReadStopper()
-
     def _uri(self) -> str:
         # mode=ro: the service can never write to the file, whatever SQL it is tricked into.
         return Path(self.config["path"]).as_uri() + "?mode=ro"
@@ -200,10 +193,6 @@ class SQLiteSource(Source):
                     for array, column, way in zip(batch.columns, table.columns, ways, strict=True)
                 ]
                 yield pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-    def interrupt(self) -> None:
-        """Stop the read at its next batch boundary (the driver cannot cancel a running step)."""
-        self._stopper.interrupt()
 
 
 def _convert(array: pa.Array, column: Column, way: tuple[str, str, str]) -> pa.Array:
