@@ -18,6 +18,7 @@ import site
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 PG = "host=127.0.0.1 port=5432 user=postgres"
 PG_URL = "postgresql://postgres@127.0.0.1:5432"
@@ -53,13 +54,7 @@ def dlt_copy(database: str, table: str, work: str) -> str:
         chunk_size=100_000,
         backend_kwargs={"return_type": "arrow_stream", "batch_size": 100_000},
     )
-    pipeline = dlt.pipeline(
-        pipeline_name="bench",
-        pipelines_dir=f"{work}/pipelines",
-        destination=dlt.destinations.filesystem(bucket_url=f"file://{work}/dlt"),
-        dataset_name="d",
-    )
-    pipeline.run(one, loader_file_format="parquet")
+    _dlt_to_parquet(dlt, one, work)
     return f"{work}/dlt/d/{table}/*.parquet"
 
 
@@ -74,6 +69,12 @@ def dlt_database_copy(database: str, schema: str, work: str) -> str:
     from dlt.sources.sql_database import sql_database
 
     source = sql_database(credentials=f"{PG_URL}/{database}", schema=schema, backend="pyarrow")
+    _dlt_to_parquet(dlt, source, work)
+    return f"{work}/dlt/d/*/*.parquet"
+
+
+def _dlt_to_parquet(dlt: Any, source: object, work: str) -> None:
+    """Run a dlt pipeline of ``source`` into Parquet files under ``work/dlt/d/<table>/``."""
     pipeline = dlt.pipeline(
         pipeline_name="bench",
         pipelines_dir=f"{work}/pipelines",
@@ -81,7 +82,6 @@ def dlt_database_copy(database: str, schema: str, work: str) -> str:
         dataset_name="d",
     )
     pipeline.run(source, loader_file_format="parquet")
-    return f"{work}/dlt/d/*/*.parquet"
 
 
 PEERS: dict[str, Callable[[str, str, str], str]] = {
