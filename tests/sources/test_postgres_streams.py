@@ -168,7 +168,9 @@ def test_a_lost_stream_connection_fails_the_read(
 ) -> None:
     with postgres.connect(pg_source) as conn:
         conn.execute("CREATE TABLE t (id int, pad text)")
-        conn.execute("INSERT INTO t SELECT g, repeat('x', 900) FROM generate_series(1, 2000) g")
+        # 90 MB: far more than the buffers hold, so each COPY is still running when its
+        # backend is terminated.
+        conn.execute("INSERT INTO t SELECT g, repeat('x', 900) FROM generate_series(1, 100000) g")
     pg = source(pg_source)
     reading = BackgroundRead(pg, only_table(pg, "t"), hold=True)
     reading.wait_for_first_batch(DEADLINE_SECONDS)
