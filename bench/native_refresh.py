@@ -277,6 +277,14 @@ def _usage() -> dict:
     return {"cpu_seconds": cpu, "peak_mb": _status_mb("self", "VmHWM")}
 
 
+def _children(task: Path) -> list[str]:
+    """The child pids of one thread of this process; none once the thread has ended."""
+    try:
+        return (task / "children").read_text().split()
+    except OSError:
+        return []
+
+
 def _status_mb(pid: str, field: str) -> float:
     """A memory figure of /proc/<pid>/status in MB; 0 once the process is gone."""
     try:
@@ -304,11 +312,7 @@ class ChildMemory(threading.Thread):
 
     def run(self) -> None:
         while not self._done.wait(0.01):
-            pids = [
-                pid
-                for task in Path("/proc/self/task").iterdir()
-                for pid in (task / "children").read_text().split()
-            ]
+            pids = [pid for task in Path("/proc/self/task").iterdir() for pid in _children(task)]
             children = sum(_status_mb(pid, "VmRSS") for pid in pids)
             self.total_mb = max(self.total_mb, _status_mb("self", "VmRSS") + children)
             for pid in pids:
