@@ -208,6 +208,35 @@ def test_views_partitioned_tables_and_materialized_views_are_read_whole(
         assert len(connections) == streams, name
 
 
+def test_each_stream_connection_runs_one_query(
+    small_ranges: None,
+    connections: list[object],
+    monkeypatch: pytest.MonkeyPatch,
+    postgres: PostgresServer,
+    pg_source: Database,
+) -> None:
+    """The pinned driver aborts the process on a statement sent over a connection the server
+    has closed (docs/decisions.md): no stream may send one after its COPY."""
+    with postgres.connect(pg_source) as conn:
+        conn.execute("CREATE TABLE t (id int, pad text)")
+        conn.execute("INSERT INTO t SELECT g, repeat('x', 900) FROM generate_series(1, 2000) g")
+    queried: list[object] = []
+    query = postgres_module.adbc_query
+
+    def recording(connection: object, sql: str) -> Any:
+        queried.append(connection)
+        return query(connection, sql)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(postgres_module, "adbc_query", recording)
+    pg = source(pg_source)
+
+    rows = read_rows(pg, only_table(pg, "t"))
+
+    assert len(rows) == 2000
+    assert len(connections) == STREAMS
+    assert sorted(map(id, queried)) == sorted(map(id, connections))
+
+
 @pytest.fixture
 def four_streams(environ: dict[str, str], small_ranges: None) -> None:
     """The service under test reads with four streams (the app is built after this)."""
