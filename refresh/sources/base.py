@@ -105,6 +105,15 @@ class Source(ABC):
         self._stopper = ReadStopper()
 
     @classmethod
+    def preload(cls) -> None:
+        """Load what every read of this source type needs once per process (native libraries).
+
+        A forking worker calls it before it forks, so that each work horse (one per table) does
+        not load it again. Sources whose libraries load with their module have nothing to add.
+        """
+        return None
+
+    @classmethod
     def split_secret(cls, config: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
         """Separate the validated config into what the catalog stores as JSON and the password."""
         stored = dict(config)

@@ -182,6 +182,10 @@ class PostgresSource(Source):
     def _secrets(self) -> list[str | None]:
         return [self.password]
 
+    @classmethod
+    def preload(cls) -> None:
+        adbc.preload_driver(adbc_driver_postgresql._driver_path())
+
     def _timeout_seconds(self) -> int:
         # libpq takes whole seconds (and psycopg, like libpq, waits at least 2).
         return max(1, math.ceil(self.connect_timeout))

@@ -130,6 +130,10 @@ class SQLiteSource(Source):
     source_type: ClassVar[str] = "sqlite"
     config_schema = FileConfigSchema
 
+    @classmethod
+    def preload(cls) -> None:
+        adbc.preload_driver(adbc_driver_sqlite._driver_path())
+
     def _uri(self) -> str:
         # mode=ro: the service can never write to the file, whatever SQL it is tricked into.
         return Path(self.config["path"]).as_uri() + "?mode=ro"
