@@ -117,7 +117,7 @@ _ONLY_FILTER = (
 # The driver is pinned to adbc-driver-postgresql 1.8.0, the last release whose wheel is compiled
 # with optimisation: 1.9.0 to 1.13.0 ship a -O0 build that spends 2.8 times the CPU decoding the
 # COPY stream (bench/README.md). 1.8.0 has two costs, both measured: it loads the database's
-# types when it connects (0.7 s with 10,000 tables, milliseconds with a few hundred), and a
+# types when it connects (20-30 ms on a small database, 0.7 s with 10,000 tables), and a
 # statement sent on a connection the server has already closed aborts the process instead of
 # failing (std::logic_error in its error path). Each connection therefore runs at most one
 # query after importing the snapshot: an error in the middle of a COPY is reported properly.
