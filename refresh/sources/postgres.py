@@ -29,6 +29,7 @@ import functools
 import itertools
 import logging
 import math
+import queue
 import re
 import threading
 from collections import defaultdict
@@ -114,22 +115,21 @@ _ONLY_FILTER = (
     "(SELECT * FROM unnest(%(only_schemas)s::text[], %(only_tables)s::text[]))"
 )
 
-# The driver is pinned to adbc-driver-postgresql 1.8.0, the last release whose wheel is compiled
-# with optimisation: 1.9.0 to 1.13.0 ship a -O0 build that spends 2.8 times the CPU decoding the
-# COPY stream (bench/README.md). 1.8.0 has two costs, both measured: it loads the database's
-# types when it connects (20-30 ms on a small database, 0.7 s with 10,000 tables), and a
-# statement sent on a connection the server has already closed aborts the process instead of
-# failing (std::logic_error in its error path). Each connection therefore runs at most one
-# query after importing the snapshot: an error in the middle of a COPY is reported properly.
+# By default ADBC loads every type of the database when it connects, each table's row type and
+# columns included: 3.4 s per connection with 10,000 tables. The SELECT only produces built-in
+# types (everything else is cast to text), so the built-in table is all it needs.
+_ADBC_DATABASE_OPTIONS = {"adbc.postgresql.type_resolver_mode": "builtin"}
 
 # ADBC sizes its batches in bytes (16 MiB by default). 4 MiB batches are as fast on the benchmark
 # table and take about 20 MB off the peak memory of a refresh (batches are read ahead, see
 # refresh.prefetch).
 _ADBC_STATEMENT_OPTIONS = {"adbc.postgresql.batch_size_hint_bytes": str(4 * 1024 * 1024)}
 
-# A table is split into ranges of at least this many pages (8 MiB), one per stream; one smaller
-# than two such ranges is read by one stream, since a connection costs more than it saves there.
+# A table is split into ranges of at least this many pages (8 MiB); one smaller than two such
+# ranges is read by one stream, since a connection costs more than it saves there.
 MIN_RANGE_PAGES = 1024
+# Ranges per stream; handed out as streams finish, so one slow range does not hold up the rest.
+_RANGES_PER_STREAM = 4
 # Batches each stream may have waiting for the writer (beside the one it holds): the writer has
 # read-ahead of its own, and every batch waiting is memory (4 MiB).
 _BATCHES_PER_STREAM = 1
@@ -348,7 +348,7 @@ class _TableRead:
     def plan_and_read(self, emit: Callable[[pa.RecordBatch], bool]) -> None:
         """Decide the ranges and start their streams, or read the table as one stream."""
         if self.source.read_streams == 1:
-            self._stream(emit, self.select, snapshot=None, imported=None)
+            self._stream(emit, _queue([self.select]), snapshot=None, imported=None)
             return
         source = self.source
         with (
@@ -368,16 +368,18 @@ class _TableRead:
                 [snapshot] = coordinator.execute(_EXPORT_SQL).fetchone()
                 self._start_streams(selects, snapshot)
                 return
-        self._stream(emit, selects[0], snapshot=None, imported=None)
+        self._stream(emit, _queue(selects), snapshot=None, imported=None)
 
     def _start_streams(self, selects: list[str], snapshot: str) -> None:
-        """One stream per range; the exporting transaction stays open until each imported it."""
-        imports = [threading.Event() for _ in selects]
-        for number, (select, imported) in enumerate(zip(selects, imports, strict=True)):
+        """Start the streams, and keep the exporting transaction open until each imported it."""
+        ranges = _queue(selects)
+        streams = min(self.source.read_streams, len(selects))
+        imports = [threading.Event() for _ in range(streams)]
+        for number, imported in enumerate(imports):
             self.fan_in.start(
                 f"postgres-stream-{number}",
                 functools.partial(
-                    self._stream, select=select, snapshot=snapshot, imported=imported
+                    self._stream, pending=ranges, snapshot=snapshot, imported=imported
                 ),
             )
         for imported in imports:
@@ -387,11 +389,14 @@ class _TableRead:
     def _stream(
         self,
         emit: Callable[[pa.RecordBatch], bool],
-        select: str,
+        pending: queue.SimpleQueue[str],
         snapshot: str | None,
         imported: threading.Event | None,
     ) -> None:
-        """One connection: import the snapshot (if any), then COPY ``select``."""
+        """One connection: import the snapshot (if any), then COPY pending SELECTs.
+
+        The pending SELECTs are shared with the other streams: each takes the next as it goes.
+        """
         source = self.source
         try:
             with (
@@ -404,8 +409,9 @@ class _TableRead:
                     adbc.execute(connection, _import_sql(snapshot))
                 if imported is not None:
                     imported.set()
-                if not self.fan_in.stopped:
-                    self._copy(connection, select, emit)
+                for select in _drain(pending):
+                    if self.fan_in.stopped or not self._copy(connection, select, emit):
+                        return
         finally:
             if imported is not None:
                 imported.set()
@@ -415,19 +421,20 @@ class _TableRead:
         connection: adbc.Connection,
         select: str,
         emit: Callable[[pa.RecordBatch], bool],
-    ) -> None:
-        """Stream one SELECT (binary COPY) until its end or until the consumer stops."""
+    ) -> bool:
+        """Stream one SELECT (binary COPY); False once the consumer stopped."""
         with adbc_query(connection, select) as reader:
             for batch in reader:
                 # ADBC sizes batches in bytes; slices (zero-copy) keep at most BATCH_ROWS.
                 for offset in range(0, batch.num_rows, BATCH_ROWS):
                     if not emit(cast_batch(batch.slice(offset, BATCH_ROWS), self.schema)):
-                        return
+                        return False
+        return True
 
 
 def adbc_connect(uri: str, autocommit: bool) -> AbstractContextManager[adbc.Connection]:
     """An ADBC connection to the source, with the service's options."""
-    database = adbc_driver_postgresql.connect(uri)
+    database = adbc_driver_postgresql.connect(uri, db_kwargs=_ADBC_DATABASE_OPTIONS)
     return adbc.connect(database, autocommit)
 
 
@@ -438,15 +445,30 @@ def adbc_query(
     return adbc.query(connection, sql, _ADBC_STATEMENT_OPTIONS)
 
 
-def _range_selects(select: str, plan: tuple[bool, int | None] | None, streams: int) -> list[str]:
-    """``select`` split into one range of pages per stream, or alone when the table is not worth
-    splitting.
+def _queue(selects: list[str]) -> queue.SimpleQueue[str]:
+    pending: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for select in selects:
+        pending.put(select)
+    return pending
 
-    The first range has no lower bound and the last none above, so no row is missed whatever
-    the table's size now.
+
+def _drain(pending: queue.SimpleQueue[str]) -> Iterator[str]:
+    while True:
+        try:
+            yield pending.get_nowait()
+        except queue.Empty:
+            return
+
+
+def _range_selects(select: str, plan: tuple[bool, int | None] | None, streams: int) -> list[str]:
+    """``select`` split into ranges of pages, or alone when the table is not worth splitting.
+
+    There are a few more ranges than streams, handed out as streams finish, so a stream that
+    meets dead rows or long values does not hold the others up. The first range has no lower
+    bound and the last none above, so no row is missed whatever the table's size now.
     """
     splittable, pages = plan if plan is not None else (False, None)
-    ranges = min(streams, (pages or 0) // MIN_RANGE_PAGES)
+    ranges = min(streams * _RANGES_PER_STREAM, (pages or 0) // MIN_RANGE_PAGES)
     if not splittable or streams < 2 or ranges < 2:
         return [select]
     bounds = [pages * number // ranges for number in range(1, ranges)]
