@@ -5,8 +5,9 @@ Everything that imports ``rq`` lives here; each job is a thin wrapper that calls
 
 - ``worker``: ``rq worker -c workers.settings -w workers.worker.RefreshWorker``, forking one work
   horse per job (``workers.worker``), queues ``refresh`` and ``maintenance``;
-- ``scheduler``: ``rq cron -c workers.settings workers.cron``, enqueueing the periodic maintenance
-  jobs of ``workers.maintenance`` (deferred deletion, orphan sweep) on ``maintenance``;
+- ``scheduler``: ``python -m workers.scheduler``, RQ's cron scheduler enqueueing the periodic
+  maintenance jobs of ``workers.maintenance`` (deferred deletion, orphan sweep) on
+  ``maintenance``, through Redis outages;
 - the web process submits jobs through ``workers.runner.RQJobQueue``; without Redis it runs the
   same jobs, and the same schedule, on an in-process broker (``workers.embedded``).
 """

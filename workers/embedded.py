@@ -2,11 +2,10 @@
 
 A fake Redis (fakeredis, with Lua for RQ's rate limits) lives in the web process, and worker
 threads run the very same job functions a worker process would, with the same per-connection
-cap; the job API reads them the same way. A scheduler thread enqueues the periodic maintenance
-jobs (``workers.maintenance``) as ``rq cron`` does in a deployment. Everything is in memory: when
-the process stops, jobs still queued are lost, and a table being refreshed is abandoned (its
-previous version stays current; the claim is taken over by the next refresh of the table, or by
-the orphan sweep).
+cap; the job API reads them the same way. A scheduler thread runs the deployment's scheduler
+loop (``workers.scheduler``). Everything is in memory: when the process stops, jobs still queued
+are lost, and a table being refreshed is abandoned (its previous version stays current; the
+claim is taken over by the next refresh of the table, or by the orphan sweep).
 """
 
 from __future__ import annotations
@@ -18,15 +17,13 @@ from typing import Any
 
 import fakeredis
 from rq import Queue
-from rq.cron import CronScheduler
 from rq.exceptions import StopRequested
 from rq.worker import SimpleWorker
 
-from config import Settings
 from refresh.runtime import Runtime
-from workers.maintenance import periodic_jobs
 from workers.queues import QUEUES
 from workers.runtime import bound
+from workers.scheduler import Scheduler
 from workers.time_limits import ThreadTimeLimit
 
 log = logging.getLogger(__name__)
@@ -72,35 +69,6 @@ class StoppableRedis(fakeredis.FakeRedis):
         return popped
 
 
-class EmbeddedScheduler:
-    """``rq cron`` in a thread: the loop of ``CronScheduler.start`` without its signal handlers
-    (signals are the web server's), sleeping on an event so that stopping is immediate."""
-
-    def __init__(self, connection: fakeredis.FakeRedis, settings: Settings) -> None:
-        self._cron = CronScheduler(connection, logging_level="WARNING")
-        for job in periodic_jobs(settings):
-            self._cron.register(**job)
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="embedded-scheduler", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(timeout=STOP_TIMEOUT_SECONDS)
-
-    def _run(self) -> None:
-        cron = self._cron
-        cron.register_birth()
-        try:
-            while not self._stopping.is_set():
-                if cron.enqueue_jobs():
-                    cron.save()
-                cron.heartbeat()
-                self._stopping.wait(cron.calculate_sleep_interval())
-        finally:
-            cron.register_death()
-
-
 class EmbeddedBroker:
     def __init__(self, runtime: Runtime, threads: int) -> None:
         self._server = fakeredis.FakeServer()
@@ -122,7 +90,12 @@ class EmbeddedBroker:
         ]
         for thread in self._threads:
             thread.start()
-        self._scheduler = EmbeddedScheduler(self.client(), runtime.settings)
+        # Signals are the web server's: the scheduler thread is stopped by the broker.
+        self._scheduler = Scheduler(self.client(), runtime.settings, logging_level="WARNING")
+        self._scheduler_thread = threading.Thread(
+            target=self._scheduler.run, name="embedded-scheduler", daemon=True
+        )
+        self._scheduler_thread.start()
 
     def client(self) -> fakeredis.FakeRedis:
         return fakeredis.FakeRedis(server=self._server)
@@ -131,6 +104,7 @@ class EmbeddedBroker:
         """Stop the scheduler and the worker threads; a job still running after a few seconds is
         left behind."""
         self._scheduler.stop()
+        self._scheduler_thread.join(timeout=STOP_TIMEOUT_SECONDS)
         self._stopping.set()
         wake = Queue(QUEUES[0], connection=self.connection).key
         for worker in self._workers:

@@ -1,8 +1,8 @@
 """The periodic maintenance jobs: deferred deletion and the orphan sweep, on ``maintenance``.
 
-``periodic_jobs`` is the one schedule. The Procfile's scheduler (``rq cron``) reads it through
-``workers.cron``; in embedded mode the in-process scheduler of ``workers.embedded`` registers the
-same list. Either way a worker runs the jobs, which are thin wrappers of the ``refresh`` functions
+``periodic_jobs`` is the one schedule, which ``workers.scheduler`` registers: in the Procfile's
+scheduler process, or in a thread of the web process in embedded mode. Either way a worker runs
+the jobs, which are thin wrappers of the ``refresh`` functions
 and take no arguments.
 """
 

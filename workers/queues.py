@@ -22,7 +22,7 @@ SOCKET_TIMEOUT_SECONDS = 10
 def client_url(url: str) -> str:
     """``url`` with the client options every process uses, as redis-py reads them from a URL.
 
-    The URL form lets ``rq worker`` and ``rq cron`` (which take a URL) share them. A ``rediss://``
+    The URL form lets ``rq worker`` (which takes a URL) and the scheduler share them. A ``rediss://``
     URL skips certificate verification: Heroku Redis presents a self-signed certificate.
     """
     parts = urlsplit(url)

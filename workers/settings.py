@@ -1,8 +1,8 @@
-"""The settings module of ``rq worker -c workers.settings`` and ``rq cron -c workers.settings``.
+"""The settings module of ``rq worker -c workers.settings``, and of ``workers.scheduler``.
 
 rq reads ``REDIS_URL`` and ``QUEUES`` from it; they come from the service's own configuration,
 read and checked once like every other process does (one line naming a bad variable, exit 1).
-``settings`` (lower case, so rq ignores it) is that configuration, for ``workers.cron``.
+``settings`` (lower case, so rq ignores it) is that configuration, for the scheduler.
 """
 
 from __future__ import annotations

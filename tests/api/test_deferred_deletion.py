@@ -1,7 +1,7 @@
 """Deferred deletion in embedded mode: the web process's own scheduler deletes old versions.
 
 No REDIS_URL: the same periodic jobs as the Procfile's scheduler, run on the in-process broker.
-With a real ``rq cron`` and forking workers, see tests/workers/test_scheduler.py.
+With the real scheduler process and forking workers, see tests/workers/test_scheduler.py.
 """
 
 from __future__ import annotations

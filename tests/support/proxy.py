@@ -2,7 +2,8 @@
 
 ``pause()`` stops forwarding in both directions without closing anything: the client's reads
 block exactly as they would against a server stopped with SIGSTOP, while the real server (shared
-by the whole test run) keeps running. ``resume()`` lets the buffered bytes through again.
+by the whole test run) keeps running. ``cut()`` is a server that went down: every connection is
+closed, and new ones are closed as soon as they are accepted. ``resume()`` ends either.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class PausableProxy:
         self.port: int = self._listener.getsockname()[1]
         self._running = threading.Event()  # set while bytes are forwarded
         self._running.set()
+        self._cut = threading.Event()  # set while connections are refused
         self._closed = threading.Event()
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -35,7 +37,12 @@ class PausableProxy:
         """Stop forwarding: every connection through the proxy hangs until ``resume``."""
         self._running.clear()
 
+    def cut(self) -> None:
+        """Close every connection through the proxy, and each new one, until ``resume``."""
+        self._cut.set()
+
     def resume(self) -> None:
+        self._cut.clear()
         self._running.set()
 
     def close(self) -> None:
@@ -54,6 +61,8 @@ class PausableProxy:
                 # Frozen: neither accept nor forward, exactly like a stopped host.
                 self._running.wait(_POLL_SECONDS)
                 continue
+            if self._cut.is_set():
+                self._drop_all(selector)
             for key, _ in selector.select(_POLL_SECONDS):
                 if key.data is None:
                     self._accept(selector)
@@ -65,6 +74,9 @@ class PausableProxy:
         try:
             client, _ = self._listener.accept()
         except BlockingIOError:
+            return
+        if self._cut.is_set():
+            client.close()
             return
         try:
             upstream = socket.create_connection(self._target, timeout=5)
@@ -87,6 +99,14 @@ class PausableProxy:
         except OSError:
             pass
         return False
+
+    def _drop_all(self, selector: selectors.BaseSelector) -> None:
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with suppress(KeyError, ValueError):
+                selector.unregister(sock)
+            sock.close()
 
     def _drop(self, selector: selectors.BaseSelector, a: socket.socket, b: socket.socket) -> None:
         for sock in (a, b):

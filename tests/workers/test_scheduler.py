@@ -1,4 +1,4 @@
-"""The Procfile's scheduler (``rq cron``) and a forking worker carry out deferred deletion."""
+"""The Procfile's scheduler process and a forking worker carry out deferred deletion."""
 
 from __future__ import annotations
 
