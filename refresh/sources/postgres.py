@@ -120,10 +120,13 @@ _ONLY_FILTER = (
 # types (everything else is cast to text), so the built-in table is all it needs.
 _ADBC_DATABASE_OPTIONS = {"adbc.postgresql.type_resolver_mode": "builtin"}
 
-# ADBC sizes its batches in bytes (16 MiB by default). 4 MiB batches are as fast on the benchmark
-# table and take about 20 MB off the peak memory of a refresh (batches are read ahead, see
-# refresh.prefetch).
-_ADBC_STATEMENT_OPTIONS = {"adbc.postgresql.batch_size_hint_bytes": str(4 * 1024 * 1024)}
+# ADBC sizes its batches in bytes (16 MiB by default). Each stream holds a batch or two (one being
+# built, one waiting for the writer), so the streams of a read share a budget: 4 MiB batches for
+# one or two streams, 2 MiB for four. 4 MiB batches are as fast as 16 on the benchmark tables and
+# take about 20 MB off the peak memory of a refresh; with four streams, 2 MiB took another
+# 15-35 MB off `wide` at the same speed (with two, 2 MiB was up to 10% slower there).
+_BATCH_BYTES_BUDGET = 8 * 1024 * 1024
+_BATCH_BYTES_MIN, _BATCH_BYTES_MAX = 2 * 1024 * 1024, 4 * 1024 * 1024
 
 # A table is split into ranges of at least this many pages (8 MiB); one smaller than two such
 # ranges is read by one stream, since a connection costs more than it saves there.
@@ -278,6 +281,7 @@ class _TableRead:
         self.select = f"SELECT {columns} FROM {name}"
         self.key = table.key
         self.fan_in: FanIn[pa.RecordBatch] = FanIn(depth=_BATCHES_PER_STREAM * source.read_streams)
+        self.batch_bytes = _BATCH_BYTES_MAX  # until several streams share the budget
         self._lock = threading.Lock()
         self._cancels: dict[int, Callable[[], object]] = {}
         self._canceller: threading.Thread | None = None
@@ -374,6 +378,9 @@ class _TableRead:
         """Start the streams, and keep the exporting transaction open until each imported it."""
         ranges = _queue(selects)
         streams = min(self.source.read_streams, len(selects))
+        self.batch_bytes = max(
+            _BATCH_BYTES_MIN, min(_BATCH_BYTES_MAX, _BATCH_BYTES_BUDGET // streams)
+        )
         imports = [threading.Event() for _ in range(streams)]
         for number, imported in enumerate(imports):
             self.fan_in.start(
@@ -423,7 +430,7 @@ class _TableRead:
         emit: Callable[[pa.RecordBatch], bool],
     ) -> bool:
         """Stream one SELECT (binary COPY); False once the consumer stopped."""
-        with adbc_query(connection, select) as reader:
+        with adbc_query(connection, select, self.batch_bytes) as reader:
             for batch in reader:
                 # ADBC sizes batches in bytes; slices (zero-copy) keep at most BATCH_ROWS.
                 for offset in range(0, batch.num_rows, BATCH_ROWS):
@@ -439,10 +446,12 @@ def adbc_connect(uri: str, autocommit: bool) -> AbstractContextManager[adbc.Conn
 
 
 def adbc_query(
-    connection: adbc.Connection, sql: str
+    connection: adbc.Connection, sql: str, batch_bytes: int = _BATCH_BYTES_MAX
 ) -> AbstractContextManager[pa.RecordBatchReader]:
-    """The rows of ``sql`` (ADBC runs a SELECT as binary COPY), in batches of about 4 MiB."""
-    return adbc.query(connection, sql, _ADBC_STATEMENT_OPTIONS)
+    """The rows of ``sql`` (ADBC runs a SELECT as binary COPY), in batches of about
+    ``batch_bytes``."""
+    options = {"adbc.postgresql.batch_size_hint_bytes": str(batch_bytes)}
+    return adbc.query(connection, sql, options)
 
 
 def _queue(selects: list[str]) -> queue.SimpleQueue[str]:
