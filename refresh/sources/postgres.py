@@ -134,7 +134,7 @@ MIN_RANGE_PAGES = 1024
 # Ranges per stream; handed out as streams finish, so one slow range does not hold up the rest.
 _RANGES_PER_STREAM = 4
 # Batches each stream may have waiting for the writer (beside the one it holds): the writer has
-# read-ahead of its own, and every batch waiting is memory (4 MiB).
+# read-ahead of its own, and every batch waiting is memory (2 to 4 MiB).
 _BATCHES_PER_STREAM = 1
 _POLL_SECONDS = 0.1
 
