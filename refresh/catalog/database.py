@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,7 +10,20 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from refresh.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+# A PostgreSQL catalog that does not answer a connection within this time fails the request
+# (503) instead of holding its thread for the system's TCP timeout (about 2 minutes); a catalog
+# host that vanishes mid-query (its kernel no longer acknowledges) fails it after
+# TCP_USER_TIMEOUT_MS. A server that is up but stopped answering still holds the request:
+# libpq has no read timeout (docs/decisions.md).
+CONNECT_TIMEOUT_SECONDS = 5
+TCP_USER_TIMEOUT_MS = 30_000
 
 
 class Catalog:
@@ -25,9 +39,20 @@ class Catalog:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A transaction: committed when the block ends, rolled back when it raises."""
-        with self._sessions.begin() as session:
-            yield session
+        """A transaction: committed when the block ends, rolled back when it raises.
+
+        A catalog that cannot be reached (or a SQLite file locked past its busy timeout) raises
+        ``ServiceUnavailable``: the request may succeed later, and is not the service's bug.
+        """
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except OperationalError as error:
+            # The driver's words go to the log only: they name the catalog's host and user.
+            log.error("the catalog database failed: %s", error.orig)
+            raise ServiceUnavailable(
+                "the catalog database is unavailable right now; the service log has the details"
+            ) from error
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
@@ -39,6 +64,12 @@ class Catalog:
 
 def _create_engine(database_url: str) -> Engine:
     url = make_url(database_url)
+    if url.get_backend_name() == "postgresql":
+        timeouts = {
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
+        }
+        return create_engine(url, pool_pre_ping=True, connect_args=timeouts)
     if url.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if url.database and url.database != ":memory:":

@@ -9,16 +9,20 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
+from config import Settings
 from refresh import data_refresh, prefetch
-from refresh.catalog import TableVersion, VersionStatus
+from refresh.catalog import Catalog, TableVersion, VersionStatus
+from refresh.errors import ServiceUnavailable
 from refresh.runtime import Runtime
 from tests.support.api import assert_error, refresh, register, table_info
 from tests.support.backends import Backend
@@ -178,6 +182,52 @@ class TestHealthWithFrozenHosts:
                 "redis": "ok",
             }
         s3_proxy.resume()
+
+
+@pytest.mark.parametrize("catalog_url", ["postgres"], indirect=True)
+class TestCatalogDown:
+    @pytest.fixture
+    def catalog_proxy(self) -> Iterator[PausableProxy]:
+        with pausable_proxy("127.0.0.1", 5432) as proxy:
+            yield proxy
+
+    @pytest.fixture
+    def environ(self, environ: dict[str, str], catalog_proxy: PausableProxy) -> dict[str, str]:
+        url = make_url(environ["DATABASE_URL"]).set(port=catalog_proxy.port)
+        return {**environ, "DATABASE_URL": url.render_as_string(hide_password=False)}
+
+    def test_a_catalog_that_went_down_answers_503_until_it_is_back(
+        self, client: FlaskClient, catalog_proxy: PausableProxy
+    ) -> None:
+        assert client.get("/connections").status_code == 200
+        catalog_proxy.cut()
+        message = assert_error(client.get("/connections"), 503, "SERVICE_UNAVAILABLE")
+        assert message.startswith("the catalog database is unavailable right now")
+        catalog_proxy.resume()
+        assert client.get("/connections").status_code == 200
+
+    def test_a_catalog_that_never_answers_fails_a_new_connection_within_seconds(
+        self, settings: Settings, catalog_proxy: PausableProxy
+    ) -> None:
+        catalog = Catalog(settings.database_url)  # no connection yet: the query opens one
+        outcome: list[BaseException] = []
+
+        def query() -> None:
+            try:
+                with catalog.session() as session:
+                    session.execute(text("SELECT 1"))
+            except BaseException as error:
+                outcome.append(error)
+
+        catalog_proxy.pause()
+        thread = threading.Thread(target=query, daemon=True)  # left behind if it never ends
+        thread.start()
+        thread.join(timeout=20)
+        catalog_proxy.resume()
+        catalog.dispose()
+
+        assert not thread.is_alive(), "the connection attempt was still waiting after 20 s"
+        assert [type(error) for error in outcome] == [ServiceUnavailable]
 
 
 def slow_view(postgres: PostgresServer, db: Database, seconds: float) -> None:
