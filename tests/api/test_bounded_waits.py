@@ -45,12 +45,14 @@ def statuses(client: FlaskClient) -> list[str]:
     return [v["status"] for v in table_info(client, "src", "public", "t")["versions"]]
 
 
-class TestFrozenSource:
-    @pytest.fixture
-    def proxy(self) -> Iterator[PausableProxy]:
-        with pausable_proxy("127.0.0.1", 5432) as proxy:
-            yield proxy
+@pytest.fixture
+def pg_proxy(postgres: PostgresServer) -> Iterator[PausableProxy]:
+    """The run's PostgreSQL behind a proxy that a test can freeze or cut."""
+    with pausable_proxy("127.0.0.1", 5432) as proxy:
+        yield proxy
 
+
+class TestFrozenSource:
     @pytest.fixture
     def environ(self, environ: dict[str, str]) -> dict[str, str]:
         return {**environ, "SOURCE_STALL_TIMEOUT_SECONDS": "2"}
@@ -59,14 +61,14 @@ class TestFrozenSource:
         self,
         client: FlaskClient,
         cache: Backend,
-        proxy: PausableProxy,
+        pg_proxy: PausableProxy,
         postgres: PostgresServer,
         pg_source: Database,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         monkeypatch.setattr(prefetch, "STOP_SECONDS", 2)
         fill(postgres, pg_source)
-        register(client, "src", "postgres", pg_source.config(port=proxy.port))
+        register(client, "src", "postgres", pg_source.config(port=pg_proxy.port))
         refresh(client, "src", "public", "t")
         previous = table_info(client, "src", "public", "t")["current_path"]
 
@@ -77,7 +79,7 @@ class TestFrozenSource:
                 for number, batch in enumerate(batches):
                     yield batch
                     if number == 0:
-                        proxy.pause()
+                        pg_proxy.pause()
 
             return write(stream(), *args)
 
@@ -86,7 +88,7 @@ class TestFrozenSource:
         message = assert_error(client.post("/refresh", json=TABLE), 502, "SOURCE_UNAVAILABLE")
         assert time.monotonic() - started < 30
         assert "sent nothing for 2 s (SOURCE_STALL_TIMEOUT_SECONDS)" in message
-        proxy.resume()
+        pg_proxy.resume()
 
         info = table_info(client, "src", "public", "t")
         assert info["current_path"] == previous
@@ -96,19 +98,19 @@ class TestFrozenSource:
     def test_a_frozen_source_fails_a_schema_refresh_in_bounded_time(
         self,
         client: FlaskClient,
-        proxy: PausableProxy,
+        pg_proxy: PausableProxy,
         postgres: PostgresServer,
         pg_source: Database,
     ) -> None:
         fill(postgres, pg_source, rows=10)
-        register(client, "src", "postgres", pg_source.config(port=proxy.port))
-        proxy.pause()
+        register(client, "src", "postgres", pg_source.config(port=pg_proxy.port))
+        pg_proxy.pause()
         started = time.monotonic()
         response = client.post("/refresh", json={"connection_id": "src"})
         assert time.monotonic() - started < 30
         message = assert_error(response, 502, "SOURCE_UNAVAILABLE")
         assert "sent nothing for 2 s" in message
-        proxy.resume()
+        pg_proxy.resume()
 
 
 @pytest.fixture
@@ -187,27 +189,22 @@ class TestHealthWithFrozenHosts:
 @pytest.mark.parametrize("catalog_url", ["postgres"], indirect=True)
 class TestCatalogDown:
     @pytest.fixture
-    def catalog_proxy(self) -> Iterator[PausableProxy]:
-        with pausable_proxy("127.0.0.1", 5432) as proxy:
-            yield proxy
-
-    @pytest.fixture
-    def environ(self, environ: dict[str, str], catalog_proxy: PausableProxy) -> dict[str, str]:
-        url = make_url(environ["DATABASE_URL"]).set(port=catalog_proxy.port)
+    def environ(self, environ: dict[str, str], pg_proxy: PausableProxy) -> dict[str, str]:
+        url = make_url(environ["DATABASE_URL"]).set(port=pg_proxy.port)
         return {**environ, "DATABASE_URL": url.render_as_string(hide_password=False)}
 
     def test_a_catalog_that_went_down_answers_503_until_it_is_back(
-        self, client: FlaskClient, catalog_proxy: PausableProxy
+        self, client: FlaskClient, pg_proxy: PausableProxy
     ) -> None:
         assert client.get("/connections").status_code == 200
-        catalog_proxy.cut()
+        pg_proxy.cut()
         message = assert_error(client.get("/connections"), 503, "SERVICE_UNAVAILABLE")
         assert message.startswith("the catalog database is unavailable right now")
-        catalog_proxy.resume()
+        pg_proxy.resume()
         assert client.get("/connections").status_code == 200
 
     def test_a_catalog_that_never_answers_fails_a_new_connection_within_seconds(
-        self, settings: Settings, catalog_proxy: PausableProxy
+        self, settings: Settings, pg_proxy: PausableProxy
     ) -> None:
         catalog = Catalog(settings.database_url)  # no connection yet: the query opens one
         outcome: list[BaseException] = []
@@ -219,11 +216,11 @@ class TestCatalogDown:
             except BaseException as error:
                 outcome.append(error)
 
-        catalog_proxy.pause()
+        pg_proxy.pause()
         thread = threading.Thread(target=query, daemon=True)  # left behind if it never ends
         thread.start()
         thread.join(timeout=20)
-        catalog_proxy.resume()
+        pg_proxy.resume()
         catalog.dispose()
 
         assert not thread.is_alive(), "the connection attempt was still waiting after 20 s"
