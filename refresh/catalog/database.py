@@ -64,14 +64,14 @@ class Catalog:
 
 def _create_engine(database_url: str) -> Engine:
     url = make_url(database_url)
-    if url.get_backend_name() == "postgresql":
-        timeouts = {
-            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
-            "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
-        }
+    backend = url.get_backend_name()
+    if backend != "sqlite":
+        timeouts = (
+            {"connect_timeout": CONNECT_TIMEOUT_SECONDS, "tcp_user_timeout": TCP_USER_TIMEOUT_MS}
+            if backend == "postgresql"
+            else {}
+        )
         return create_engine(url, pool_pre_ping=True, connect_args=timeouts)
-    if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     # A web process, in-process jobs and the sweep share the file: wait for locks instead of

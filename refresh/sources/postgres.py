@@ -281,7 +281,6 @@ class _TableRead:
         self.select = f"SELECT {columns} FROM {name}"
         self.key = table.key
         self.fan_in: FanIn[pa.RecordBatch] = FanIn(depth=_BATCHES_PER_STREAM * source.read_streams)
-        self.batch_bytes = _BATCH_BYTES_MAX  # until several streams share the budget
         self._lock = threading.Lock()
         self._cancels: dict[int, Callable[[], object]] = {}
         self._canceller: threading.Thread | None = None
@@ -378,15 +377,17 @@ class _TableRead:
         """Start the streams, and keep the exporting transaction open until each imported it."""
         ranges = _queue(selects)
         streams = min(self.source.read_streams, len(selects))
-        self.batch_bytes = max(
-            _BATCH_BYTES_MIN, min(_BATCH_BYTES_MAX, _BATCH_BYTES_BUDGET // streams)
-        )
+        batch_bytes = max(_BATCH_BYTES_MIN, min(_BATCH_BYTES_MAX, _BATCH_BYTES_BUDGET // streams))
         imports = [threading.Event() for _ in range(streams)]
         for number, imported in enumerate(imports):
             self.fan_in.start(
                 f"postgres-stream-{number}",
                 functools.partial(
-                    self._stream, pending=ranges, snapshot=snapshot, imported=imported
+                    self._stream,
+                    pending=ranges,
+                    snapshot=snapshot,
+                    imported=imported,
+                    batch_bytes=batch_bytes,
                 ),
             )
         for imported in imports:
@@ -399,6 +400,7 @@ class _TableRead:
         pending: queue.SimpleQueue[str],
         snapshot: str | None,
         imported: threading.Event | None,
+        batch_bytes: int = _BATCH_BYTES_MAX,
     ) -> None:
         """One connection: import the snapshot (if any), then COPY pending SELECTs.
 
@@ -417,7 +419,7 @@ class _TableRead:
                 if imported is not None:
                     imported.set()
                 for select in _drain(pending):
-                    if self.fan_in.stopped or not self._copy(connection, select, emit):
+                    if self.fan_in.stopped or not self._copy(connection, select, emit, batch_bytes):
                         return
         finally:
             if imported is not None:
@@ -428,9 +430,10 @@ class _TableRead:
         connection: adbc.Connection,
         select: str,
         emit: Callable[[pa.RecordBatch], bool],
+        batch_bytes: int,
     ) -> bool:
         """Stream one SELECT (binary COPY); False once the consumer stopped."""
-        with adbc_query(connection, select, self.batch_bytes) as reader:
+        with adbc_query(connection, select, batch_bytes) as reader:
             for batch in reader:
                 # ADBC sizes batches in bytes; slices (zero-copy) keep at most BATCH_ROWS.
                 for offset in range(0, batch.num_rows, BATCH_ROWS):

@@ -103,13 +103,10 @@ class PausableProxy:
     def _drop_all(self, selector: selectors.BaseSelector) -> None:
         with self._lock:
             sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            with suppress(KeyError, ValueError):
-                selector.unregister(sock)
-            sock.close()
+        self._drop(selector, *sockets)
 
-    def _drop(self, selector: selectors.BaseSelector, a: socket.socket, b: socket.socket) -> None:
-        for sock in (a, b):
+    def _drop(self, selector: selectors.BaseSelector, *sockets: socket.socket) -> None:
+        for sock in sockets:
             with suppress(KeyError, ValueError):
                 selector.unregister(sock)
             sock.close()
