@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import shlex
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,3 +113,72 @@ def service_client(work: Path, catalog_url: str | None = None, **settings: str) 
     upgrade(migrating.catalog)
     migrating.catalog.dispose()
     return create_app(load_settings(environ)).test_client()
+
+
+@contextmanager
+def private_redis() -> Iterator[str]:
+    """A Redis server of the benchmark's own on a free port (nothing kept on disk); its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="bench-redis-") as work:
+        server = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+             "--appendonly", "no", "--dir", work],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                with socket.socket() as ping:
+                    if ping.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                if time.monotonic() > deadline:
+                    raise SystemExit("redis-server did not start")
+                time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            server.terminate()
+            server.wait()
+
+
+def procfile_command(process: str) -> list[str]:
+    """The command of ``process`` in the Procfile: the benchmark runs what is deployed."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == process:
+            return shlex.split(command)
+    raise KeyError(f"no {process!r} process in the Procfile")
+
+
+@contextmanager
+def procfile_processes(
+    process: str, count: int, environ: Mapping[str, str], logs: Path
+) -> Iterator[list[subprocess.Popen]]:
+    """``count`` copies of a Procfile process with the virtualenv's commands first on PATH;
+    stopped with SIGTERM (then SIGKILL) at the end."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    started = []
+    try:
+        for number in range(count):
+            with (logs / f"{process}-{number}.log").open("ab") as log:
+                started.append(
+                    subprocess.Popen(
+                        procfile_command(process),
+                        cwd=ROOT,
+                        env={"PATH": path, **environ},
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+        yield started
+    finally:
+        for child in started:
+            child.send_signal(signal.SIGTERM)
+        for child in started:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()

@@ -1,24 +1,33 @@
-"""Connection-wide data refresh (mode 4) with 1, 2 and 4 forking workers, beside dlt.
+"""Connection-wide data refresh (mode 4) with 1, 2 and 4 forking workers, beside its peers.
 
-    python -m bench.connection_refresh [--workers 1 2 4] [--keep] [--skip-dlt]
+    python -m bench.connection_refresh [--connections small many large] [--workers 1 2 4]
+                                       [--rounds 1] [--keep] [--skip-dlt]
 
-Two PostgreSQL connections built from the reference ``orders`` table (bench/orders.sql):
+Three PostgreSQL connections built from the reference ``orders`` table (bench/orders.sql):
 
-- ``small``: 200 tables of 10,000 rows (what per-table overhead costs);
+- ``small``: 200 tables of 10,000 rows; ``many``: 1,000 tables of 1,000 rows (what the work a
+  table needs besides its data costs);
 - ``large``: 4 tables of 1,000,000 rows (what the data path costs).
 
-For each worker count, the service runs as deployed: the Procfile's ``rq worker`` processes
-around a real Redis, a PostgreSQL catalog and a filesystem cache; the time is from
-``POST /refresh`` to the job's end. The peer is dlt's ``sql_database`` source (pyarrow backend)
-loading the same tables into Parquet files (``bench/peers.py``, in the bench-only environment
-``.venv-peers``). Every copy is checked: each table's row count, and one table of each
-connection against the checksums of orders.sql.
+For each worker count the service runs as deployed: the Procfile's ``rq worker`` processes around
+a Redis server of the benchmark's own, a PostgreSQL catalog and a filesystem cache; the time is
+from ``POST /refresh`` (mode 4, every table) to the job seen finished. The peers, in the
+bench-only environment ``.venv-peers`` (``bench/peers.py``):
+
+- one DuckDB 1.4.4 process that ATTACHes the database and COPYs each table to zstd Parquet, timed
+  as a whole process (extension load and ATTACH included);
+- dlt's ``sql_database`` source (pyarrow backend) loading the same tables into Parquet.
+
+Every copy is checked: the service's row count of every table (in the job's result), the number
+of files each peer wrote, and one table of each copy against the checksums of orders.sql.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,13 +35,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rq import Worker
-
-from bench.common import PG, ROOT, psql, run_child, scratch_database
+from bench.common import (
+    PG,
+    ROOT,
+    private_redis,
+    procfile_processes,
+    psql,
+    run_child,
+    scratch_database,
+)
 from bench.data_refresh import PEERS_PYTHON, check, ensure_peers
-from tests.support.workers import RedisDatabase, procfile_command, running
 
-CONNECTIONS = {"small": (200, 10_000), "large": (4, 1_000_000)}
+CONNECTIONS = {"small": (200, 10_000), "many": (1_000, 1_000), "large": (4, 1_000_000)}
+DUCKDB_LOOP = "DuckDB loop (one process)"
+DLT = "dlt sql_database (pyarrow)"
 
 
 @dataclass(frozen=True)
@@ -46,30 +62,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--connections", nargs="+", choices=CONNECTIONS, default=list(CONNECTIONS))
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (medians)")
     parser.add_argument("--keep", action="store_true", help="keep (and reuse) the source tables")
     parser.add_argument("--skip-dlt", action="store_true", help="skip the dlt peer")
     args = parser.parse_args()
 
-    redis = RedisDatabase()
+    ensure_peers()
+    peers = {DUCKDB_LOOP: "duckdb-database"} | ({} if args.skip_dlt else {DLT: "dlt-database"})
     results: list[Result] = []
-    try:
-        for name in args.connections:
-            tables, rows = CONNECTIONS[name]
-            with scratch_database(f"rs_bench_conn_{name}", keep=args.keep) as source:
-                fill(source, tables, rows)
+    for name in args.connections:
+        tables, rows = CONNECTIONS[name]
+        with scratch_database(f"rs_bench_conn_{name}", keep=args.keep) as source:
+            fill(source, tables, rows)
+            times: dict[str, list[float]] = {}
+            for _ in range(args.rounds):
                 for count in args.workers:
-                    seconds = refresh_with_workers(source, count, redis, tables, rows)
-                    results.append(Result(name, f"service, {count} worker(s)", seconds))
-                if not args.skip_dlt:
-                    results.append(Result(name, "dlt sql_database (pyarrow)", run_dlt(source)))
-    finally:
-        redis.release()
+                    path = f"service, {count} worker(s)"
+                    seconds = refresh_with_workers(source, count, tables, rows)
+                    times.setdefault(path, []).append(seconds)
+                for path, peer in peers.items():
+                    times.setdefault(path, []).append(run_peer(peer, source, tables))
+            results += [Result(name, path, statistics.median(ts)) for path, ts in times.items()]
     print_table(results)
 
 
 def fill(database: str, tables: int, rows: int) -> None:
     """``tables`` copies of orders (``rows`` rows) in schema public; the seed in schema seed."""
-    exists = psql(database, "-tAc", f"SELECT to_regclass('public.t{tables - 1:03d}')").strip()
+    exists = psql(database, "-tAc", f"SELECT to_regclass('public.t{tables - 1:04d}')").strip()
     if exists:
         return
     print(f"creating {tables} tables of {rows:,} rows in {database} ...", file=sys.stderr)
@@ -85,30 +104,31 @@ def fill(database: str, tables: int, rows: int) -> None:
         stdout=subprocess.DEVNULL,
     )
     for n in range(tables):
-        psql(database, "-c", f"CREATE TABLE public.t{n:03d} AS TABLE seed.orders")
+        psql(database, "-c", f"CREATE TABLE public.t{n:04d} AS TABLE seed.orders")
     psql(database, "-c", "VACUUM ANALYZE")
 
 
-def refresh_with_workers(
-    source: str, workers: int, redis: RedisDatabase, tables: int, rows: int
-) -> float:
+def refresh_with_workers(source: str, workers: int, tables: int, rows: int) -> float:
     """Mode 4 over every table of ``source`` with ``workers`` worker processes; seconds."""
+    from rq import Worker
+
     from app import create_app
     from config import load_settings
     from refresh.api.context import JOBS
     from refresh.catalog.migrations import upgrade
     from refresh.runtime import Runtime
     from refresh.storage.filesystem import file_url_path
+    from workers.queues import connect
 
-    redis.client().flushdb()
     with (
+        private_redis() as redis_url,
         scratch_database("rs_bench_conn_catalog") as catalog,
         tempfile.TemporaryDirectory(prefix="bench-conn-") as work,
     ):
         environ = {
             "DATABASE_URL": f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{catalog}",
             "CACHE_URL": Path(work, "cache").as_uri(),
-            "REDIS_URL": redis.url,
+            "REDIS_URL": redis_url,
             "SECRET_KEY": "bench",
             "PARALLEL_REFRESH_COUNT": "4",
         }
@@ -124,8 +144,9 @@ def refresh_with_workers(
         assert created.status_code == 201, created.get_json()
         logs = Path(work, "logs")
         logs.mkdir()
-        with running(workers, procfile_command("worker"), environ, logs):
-            while Worker.count(connection=redis.client()) < workers:  # their start is not measured
+        redis = connect(redis_url)
+        with procfile_processes("worker", workers, environ, logs):
+            while Worker.count(connection=redis) < workers:  # their start is not measured
                 time.sleep(0.05)
             started = time.perf_counter()
             accepted = client.post(
@@ -137,61 +158,81 @@ def refresh_with_workers(
                 "finished",
                 "failed",
             ):
-                time.sleep(0.05)
+                time.sleep(0.02)
             seconds = time.perf_counter() - started
         result = job.get("result", {})
         if job["status"] != "finished" or result["tables_refreshed"] != tables:
             raise SystemExit(f"the refresh did not copy every table: {job}")
         if result["total_rows"] != tables * rows:
             raise SystemExit(f"{result['total_rows']} rows copied, {tables * rows} expected")
-        first = client.get("/connections/bench/tables/public/t000").get_json()["current_path"]
-        check_table(source, f"{file_url_path(first)}/data.parquet")
+        first = client.get("/connections/bench/tables/public/t0000").get_json()["current_path"]
+        check_table(source, f"{file_url_path(first)}/*.parquet")
         app.extensions[JOBS].close()
     print(f"{workers} worker(s): {seconds:.2f} s", file=sys.stderr)
     return seconds
 
 
-def check_table(database: str, parquet: str) -> None:
-    """t000 is a copy of orders: its Parquet must match orders.sql's checksums."""
-    psql(database, "-c", "CREATE OR REPLACE VIEW public.orders AS TABLE public.t000")
-    try:
-        check(database, parquet)
-    finally:
-        psql(database, "-c", "DROP VIEW public.orders")
+def run_peer(peer: str, database: str, tables: int) -> float:
+    """A peer over every table of ``public``, in the peers' virtualenv; seconds.
 
-
-def run_dlt(database: str) -> float:
-    """dlt's sql_database source over every table of ``public``, in the peers' virtualenv."""
-    ensure_peers()
-    with tempfile.TemporaryDirectory(prefix="bench-dlt-") as work:
+    The DuckDB loop is timed as a whole process, as the shared recipe measures it; dlt by its
+    own report (the pipeline alone, not its imports).
+    """
+    with tempfile.TemporaryDirectory(prefix=f"bench-{peer}-") as work:
         run = run_child(
             "bench/peers.py",
-            "dlt-database",
+            peer,
             database,
             "public",
             work,
             env={"RUNTIME__LOG_LEVEL": "ERROR", "RUNTIME__DLTHUB_TELEMETRY": "false"},
             python=str(PEERS_PYTHON),
         )
-    report = json.loads(run.stdout.strip().splitlines()[-1])
-    if "error" in report:
-        raise SystemExit(f"dlt failed: {report['error']}")
-    print(f"dlt: {report['seconds']:.2f} s", file=sys.stderr)
-    return report["seconds"]
+        report = json.loads(run.stdout.strip().splitlines()[-1])
+        if "error" in report:
+            raise SystemExit(f"{peer} failed: {report['error']}")
+        files = sorted(glob.glob(report["parquet"]))
+        if len(files) < tables:
+            raise SystemExit(f"{peer} wrote {len(files)} files for {tables} tables")
+        check_table(database, next(f for f in files if "t0000" in f))
+    seconds = run.seconds if peer == "duckdb-database" else report["seconds"]
+    print(f"{peer}: {seconds:.2f} s", file=sys.stderr)
+    return seconds
+
+
+def check_table(database: str, parquet: str) -> None:
+    """t0000 is a copy of orders: its Parquet must match orders.sql's checksums."""
+    psql(database, "-c", "CREATE OR REPLACE VIEW public.orders AS TABLE public.t0000")
+    try:
+        check(database, parquet)
+    finally:
+        psql(database, "-c", "DROP VIEW public.orders")
 
 
 def print_table(results: list[Result]) -> None:
-    print(f"{'connection':12} {'path':32} {'seconds':>8} {'vs 1 worker':>12} {'vs dlt':>8}")
+    header = f"{'connection':12} {'path':28} {'seconds':>8} {'vs 1 worker':>12} {'vs DuckDB':>10}"
+    print(f"{header} {'vs dlt':>8}")
     for result in results:
-        same = [r for r in results if r.connection == result.connection]
-        one = next((r for r in same if r.path.startswith("service, 1 ")), None)
-        dlt = next((r for r in same if r.path.startswith("dlt")), None)
-        speedup = f"{one.seconds / result.seconds:.2f}x" if one else "-"
-        versus = f"{dlt.seconds / result.seconds:.2f}x" if dlt else "-"
+        same = {r.path: r.seconds for r in results if r.connection == result.connection}
+        ratios = [
+            f"{same[reference] / result.seconds:.2f}x" if reference in same else "-"
+            for reference in ("service, 1 worker(s)", DUCKDB_LOOP, DLT)
+        ]
         print(
-            f"{result.connection:12} {result.path:32} {result.seconds:>8.2f} "
-            f"{speedup:>12} {versus:>8}"
+            f"{result.connection:12} {result.path:28} {result.seconds:>8.2f} "
+            f"{ratios[0]:>12} {ratios[1]:>10} {ratios[2]:>8}"
         )
+    for connection in dict.fromkeys(r.connection for r in results):
+        same = {r.path: r.seconds for r in results if r.connection == connection}
+        one, two = same.get("service, 1 worker(s)"), same.get("service, 2 worker(s)")
+        if one and DUCKDB_LOOP in same:
+            ratio = same[DUCKDB_LOOP] / one
+            verdict = "met" if ratio >= 1 else "NOT met"
+            print(f"{connection}: 1 worker vs the DuckDB loop: {ratio:.2f}x (target 1x: {verdict})")
+        if one and two:
+            ratio = one / two
+            verdict = "met" if ratio >= 1.6 else "NOT met"
+            print(f"{connection}: 2 workers vs 1: {ratio:.2f}x (target 1.6x: {verdict})")
 
 
 if __name__ == "__main__":

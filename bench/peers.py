@@ -1,6 +1,6 @@
 """The peers the data refresh is measured against, run in their own virtualenv (.venv-peers).
 
-    .venv-peers/bin/python bench/peers.py duckdb|dlt|dlt-database DATABASE TABLE WORKDIR
+    .venv-peers/bin/python bench/peers.py PEER DATABASE TABLE|SCHEMA WORKDIR
 
 Prints one JSON line: ``seconds`` and ``cpu_seconds`` (user + sys of this process) of the copy
 alone, and ``parquet``, a glob of the files written. Imports nothing of the service: the peers'
@@ -26,6 +26,33 @@ PG_URL = "postgresql://postgres@127.0.0.1:5432"
 
 def duckdb_copy(database: str, table: str, work: str) -> str:
     """DuckDB's postgres scanner: one COPY statement to zstd Parquet."""
+    con = _duckdb_attached(database)
+    out = f"{work}/duckdb.parquet"
+    con.execute(
+        f"COPY (SELECT * FROM pg.public.{table}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"
+    )
+    return out
+
+
+def duckdb_database_copy(database: str, schema: str, work: str) -> str:
+    """One DuckDB process, ATTACH once, then one COPY per table of ``schema``: the peer of a
+    connection-wide refresh (the shared bench README's loop). Timed as a whole process."""
+    con = _duckdb_attached(database)
+    tables = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = 'pg' AND schema_name = ? "
+        "ORDER BY table_name",
+        [schema],
+    ).fetchall()
+    for (table,) in tables:
+        con.execute(
+            f"COPY (SELECT * FROM pg.{schema}.{table}) TO '{work}/{table}.parquet' "
+            "(FORMAT parquet, COMPRESSION zstd)"
+        )
+    return f"{work}/*.parquet"
+
+
+def _duckdb_attached(database: str) -> Any:
+    """A DuckDB connection with the postgres extension loaded by path, ``database`` as ``pg``."""
     import duckdb
 
     extension = glob.glob(
@@ -35,11 +62,7 @@ def duckdb_copy(database: str, table: str, work: str) -> str:
     con.execute("SET enable_progress_bar = false")
     con.execute(f"LOAD '{extension}'")
     con.execute(f"ATTACH '{PG} dbname={database}' AS pg (TYPE postgres, READ_ONLY)")
-    out = f"{work}/duckdb.parquet"
-    con.execute(
-        f"COPY (SELECT * FROM pg.public.{table}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"
-    )
-    return out
+    return con
 
 
 def dlt_copy(database: str, table: str, work: str) -> str:
@@ -86,6 +109,7 @@ def _dlt_to_parquet(dlt: Any, source: object, work: str) -> None:
 
 PEERS: dict[str, Callable[[str, str, str], str]] = {
     "duckdb": duckdb_copy,
+    "duckdb-database": duckdb_database_copy,
     "dlt": dlt_copy,
     "dlt-database": dlt_database_copy,
 }
