@@ -9,8 +9,8 @@ from flask import Flask
 from config import ConfigError, Settings, load_settings
 from refresh.api import register_api
 from refresh.api.context import EXTENSION, JOBS
+from refresh.api.dashboard import mount_dashboard
 from refresh.runtime import Runtime
-from workers.dashboard import mount_dashboard
 from workers.runner import open_job_queue
 
 MAX_BODY_BYTES = 1024 * 1024

@@ -3,14 +3,14 @@
 Refreshes that run inside the request can take minutes: threads keep the worker answering its
 heartbeat meanwhile, so gunicorn's timeout never kills a request that is still working. No
 request may hold a thread for nothing, though: requests waiting for another refresh of their
-table are limited to half of the threads (``refresh.claims.MAX_WAITERS``), and a client that
-stops sending its request body is dropped after ``BODY_READ_TIMEOUT_SECONDS``.
+table are limited to half of the threads (``refresh.versions.claims.MAX_WAITERS``), and a client
+that stops sending its request body is dropped after ``BODY_READ_TIMEOUT_SECONDS``.
 """
 
 from typing import Any
 
 from refresh.api import server_errors
-from refresh.claims import MAX_WAITERS
+from refresh.versions.claims import MAX_WAITERS
 
 BODY_READ_TIMEOUT_SECONDS = 5
 

@@ -32,7 +32,7 @@ from adbc_driver_manager import AdbcConnection
 
 from bench.common import PG, psql
 from bench.data_refresh import reference_table
-from refresh.parquet import ROW_GROUP_ROWS, _dictionary_columns
+from refresh.common.parquet import ROW_GROUP_ROWS, _dictionary_columns
 from refresh.sources import build_source
 from refresh.sources.base import DiscoveredTable
 from refresh.sources.convert import cast_batch
@@ -96,7 +96,7 @@ def read(connection: AdbcConnection, select: str) -> list[pa.RecordBatch]:
 
 
 def encode_parquet(data: pa.Table) -> None:
-    """The writer's settings (refresh.parquet), into memory."""
+    """The writer's settings (refresh.common.parquet), into memory."""
     sample = data.slice(0, ROW_GROUP_ROWS)
     with pq.ParquetWriter(
         io.BytesIO(), data.schema, compression="zstd", use_dictionary=_dictionary_columns(sample)

@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from refresh.catalog import Connection, Table, TableVersion, utcnow
-from refresh.deletions import schedule_deletions
-from refresh.errors import Conflict
+from refresh.common.errors import Conflict
 from refresh.lookup import load_connection
 from refresh.runtime import Runtime
 from refresh.schema_refresh import refresh_connection_schema
 from refresh.sources import SourceError, source_class
+from refresh.versions.deletions import schedule_deletions
 
 
 @dataclass(frozen=True)

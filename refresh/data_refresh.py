@@ -18,16 +18,16 @@ from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
 from refresh.catalog import Table, TableVersion, VersionStatus, utcnow
-from refresh.claims import Busy, Claim, Heartbeat, claim, wait_for
-from refresh.deletions import schedule_deletions
-from refresh.errors import Conflict, NotFound, public_message
+from refresh.common.errors import Conflict, NotFound, public_message
+from refresh.common.parquet import WrittenFile, write_parquet
 from refresh.lookup import load_connection, load_table, open_source
-from refresh.parquet import WrittenFile, write_parquet
 from refresh.prefetch import call_within, read_ahead
 from refresh.runtime import Runtime
 from refresh.schema_refresh import record_discovery
 from refresh.sources import DiscoveredTable, Source
 from refresh.storage import CacheWriteHandle, StorageError
+from refresh.versions.claims import Busy, Claim, Heartbeat, claim, wait_for
+from refresh.versions.deletions import schedule_deletions
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from refresh.catalog import Connection, Table
-from refresh.errors import NotFound
+from refresh.common.errors import NotFound
 from refresh.runtime import Runtime
 from refresh.sources import Source, build_source
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from refresh.common.errors import InvalidRequest
 from refresh.data_refresh import TableRefreshResult, refresh_table
-from refresh.errors import InvalidRequest
 from refresh.lookup import load_connection
 from refresh.runtime import Runtime
 from refresh.schema_refresh import (
@@ -101,7 +101,7 @@ def run_refresh(
 ) -> RefreshResult:
     """Carry out a validated request of modes 1-3 here (the request's thread or its job).
 
-    Mode 4 is never run here: it is one job per table (``workers.jobs``).
+    Mode 4 is never run here: it is one job per table (``workers.tasks``).
     """
     if mode is Mode.ALL_SCHEMAS:
         return refresh_all_schemas(rt)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from config import Settings
 from refresh.catalog import Catalog
-from refresh.crypto import SecretBox
+from refresh.common.crypto import SecretBox
 from refresh.storage import S3Timeouts, Storage, open_storage
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from refresh.catalog import Connection, Table, utcnow
-from refresh.errors import NotFound, RefreshError
+from refresh.common.errors import NotFound, RefreshError
 from refresh.lookup import load_connection, open_source
 from refresh.prefetch import call_within
 from refresh.runtime import Runtime

@@ -9,9 +9,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from refresh.catalog import Table, TableVersion, VersionStatus, utcnow
-from refresh.deletions import schedule_deletions
 from refresh.lookup import load_connection, load_table
 from refresh.runtime import Runtime
+from refresh.versions.deletions import schedule_deletions
 
 
 def list_tables(rt: Runtime, connection_id: str) -> list[Table]:

@@ -21,8 +21,8 @@ from rq.exceptions import StopRequested
 from rq.worker import SimpleWorker
 
 from refresh.runtime import Runtime
+from workers.process_runtime import bound
 from workers.queues import QUEUES
-from workers.runtime import bound
 from workers.scheduler import Scheduler
 from workers.time_limits import ThreadTimeLimit
 

@@ -12,9 +12,9 @@ from dataclasses import asdict
 from typing import Any
 
 from config import Settings
-from refresh import deletions, orphans
+from refresh.versions import deletions, orphans
+from workers.process_runtime import current
 from workers.queues import MAINTENANCE
-from workers.runtime import current
 
 ORPHAN_SWEEP_INTERVAL_SECONDS = 3600
 # A run stopped by this limit loses nothing: its claims on pending deletions expire and the next

@@ -1,7 +1,7 @@
 """The web process's ``JobQueue``: submits ``POST /refresh`` requests to RQ and reads them back.
 
 A request is one RQ job whose ``meta`` keeps the body as given and the mode. A connection-wide
-refresh ends in a second job, its finisher (``workers.jobs``): until the finisher has ended the
+refresh ends in a second job, its finisher (``workers.tasks``): until the finisher has ended the
 request is running, and the finisher's result is the request's.
 """
 
@@ -22,11 +22,11 @@ from rq.job import Job as RQJob
 from rq.job import JobStatus as RQStatus
 
 from config import Settings
-from refresh.errors import NotFound, ServiceUnavailable
+from refresh.common.errors import NotFound, ServiceUnavailable
 from refresh.jobs import ENDED, Job, JobStatus
 from refresh.refresh_request import Mode, RefreshRequest
 from refresh.runtime import Runtime
-from workers import jobs, progress
+from workers import progress, tasks
 from workers.embedded import EmbeddedBroker
 from workers.queues import REFRESH, connect
 
@@ -70,7 +70,7 @@ class RQJobQueue:
                 args=args,
                 job_id=job_id,
                 meta={"request": dict(body), "mode": mode.name},
-                **jobs.job_options(self._settings),
+                **tasks.job_options(self._settings),
             )
         return Job(job_id, JobStatus.QUEUED, mode, body, enqueued_at=queued.enqueued_at)
 
@@ -82,7 +82,7 @@ class RQJobQueue:
             mode = Mode[job.meta["mode"]]
             status, end = _status(job), job
             if mode is Mode.CONNECTION_DATA and status is JobStatus.FINISHED:
-                finisher = self._fetch(jobs.finisher_id(job_id))
+                finisher = self._fetch(tasks.finisher_id(job_id))
                 if finisher is not None:
                     status, end = _status(finisher), finisher
                     if status is JobStatus.QUEUED:  # waiting for the tables' jobs
@@ -132,11 +132,11 @@ class RQJobQueue:
 def _call(job_id: str, request: RefreshRequest, mode: Mode) -> tuple[Callable[..., Any], tuple]:
     """The job function of each mode, with ids and names only as arguments."""
     if mode is Mode.CONNECTION_DATA:
-        return jobs.refresh_connection, (request.connection_id, request.include_uncached)
+        return tasks.refresh_connection, (request.connection_id, request.include_uncached)
     if mode is Mode.TABLE_DATA:
         names = (request.connection_id, request.schema_name, request.table_name)
-        return jobs.refresh_table, (job_id, *names)
-    return jobs.refresh_schemas, (request.connection_id,)
+        return tasks.refresh_table, (job_id, *names)
+    return tasks.refresh_schemas, (request.connection_id,)
 
 
 def _status(job: RQJob) -> JobStatus:

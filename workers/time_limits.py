@@ -16,7 +16,7 @@ from rq.timeouts import (
     UnixSignalDeathPenalty,
 )
 
-from refresh.errors import Interrupted
+from refresh.common.errors import Interrupted
 
 
 class JobTimeout(JobTimeoutException, Interrupted):

@@ -11,7 +11,7 @@ work horse starts with them loaded (copy-on-write: they cost memory once, not pe
 of spending a fifth of a second importing drivers for a table that takes a tenth to copy. So is
 what the first use of each would load or build in every horse: the drivers' native libraries
 (``Source.preload``) and SQLAlchemy's mapper configuration (20 ms per job otherwise).
-Connections are still opened in the horse (``workers.runtime``).
+Connections are still opened in the horse (``workers.process_runtime``).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from rq.exceptions import ShutDownImminentException
 from rq.worker import HerokuWorker
 from sqlalchemy.orm import configure_mappers
 
-import workers.jobs  # noqa: F401 (loaded once, before the work horses fork)
-from refresh.errors import Interrupted
+import workers.tasks  # noqa: F401 (loaded once, before the work horses fork)
+from refresh.common.errors import Interrupted
 from refresh.sources import SOURCE_TYPES, source_class
 from workers.time_limits import TimeLimit
 

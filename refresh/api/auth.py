@@ -14,10 +14,10 @@ import hmac
 from flask import Flask, request
 
 from refresh.api.context import runtime
-from refresh.api.errors import ApiError
+from refresh.api.error_responses import ApiError
 
 OPEN_ENDPOINTS = {"health.health"}
-# The blueprint name rq-dashboard registers its pages under (``workers.dashboard`` mounts it).
+# The blueprint name rq-dashboard registers its pages under (``refresh.api.dashboard`` mounts it).
 DASHBOARD_BLUEPRINT = "rq_dashboard"
 _DASHBOARD_CHALLENGE = 'Basic realm="refresh service dashboard", charset="UTF-8"'
 

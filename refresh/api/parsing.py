@@ -10,7 +10,7 @@ from flask import request
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import ClientDisconnected
 
-from refresh.api.errors import ApiError
+from refresh.api.error_responses import ApiError
 
 # Far deeper than any body the API takes (``config.schemas`` is 3 levels), far shallower than the
 # interpreter's recursion limit.

@@ -14,7 +14,7 @@ import socket
 
 from gunicorn import util
 
-from refresh.api.errors import envelope
+from refresh.api.error_responses import envelope
 
 
 def write_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:

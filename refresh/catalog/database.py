@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from refresh.errors import ServiceUnavailable
+from refresh.common.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -178,7 +178,7 @@ class TableVersion(Base):
 
 
 class PendingDeletion(Base):
-    """A directory to delete once ``delete_after`` has passed (``refresh.deletions``).
+    """A directory to delete once ``delete_after`` has passed (``refresh.versions.deletions``).
 
     A processor claims due rows for a while (``claim_token``, ``claimed_until``): another one
     skips them meanwhile, and takes them over once the claim has expired (its holder was killed).

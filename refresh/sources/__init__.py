@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from refresh.errors import Misconfigured
+from refresh.common.errors import Misconfigured
 from refresh.sources.base import Column, DiscoveredTable, Source, SourceError
 
 __all__ = [

@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from marshmallow import Schema
 
-from refresh.arrow_types import type_from_string, type_to_string
-from refresh.sources.errors import SourceError as SourceError  # part of the interface
+from refresh.common.arrow_types import type_from_string, type_to_string
+from refresh.sources.driver_errors import SourceError as SourceError  # part of the interface
 from refresh.sources.interrupt import ReadStopper
 
 # Rows per Arrow batch a source yields: big enough that per-batch overhead vanishes, small enough

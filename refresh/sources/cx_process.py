@@ -40,7 +40,7 @@ from contextlib import suppress
 
 import pyarrow as pa
 
-from refresh.redact import redact
+from refresh.common.redact import redact
 from refresh.sources import cx_child
 from refresh.sources.base import SourceError
 

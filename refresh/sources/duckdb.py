@@ -35,7 +35,7 @@ from sqlalchemy.dialects.postgresql.base import PGDialect
 from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source
 from refresh.sources.config import FileConfigSchema
 from refresh.sources.convert import cast_batch, read_as_text
-from refresh.sources.errors import source_errors
+from refresh.sources.driver_errors import source_errors
 from refresh.sources.typemap import decimal_type
 
 _SIMPLE_TYPES: dict[str, pa.DataType] = {

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
-from refresh.sources.errors import SourceError
+from refresh.sources.driver_errors import SourceError
 
 INTERRUPTED = "the read was interrupted (the source stalled or the refresh was stopped)"
 

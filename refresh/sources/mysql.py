@@ -43,7 +43,7 @@ from refresh.sources.base import Column, DiscoveredTable, Source, SourceError
 from refresh.sources.config import MySQLConfigSchema
 from refresh.sources.convert import cast_batch, column_error
 from refresh.sources.cx_process import ChildRead
-from refresh.sources.errors import source_errors
+from refresh.sources.driver_errors import source_errors
 from refresh.sources.typemap import decimal_type
 
 _SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")

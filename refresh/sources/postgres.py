@@ -48,7 +48,7 @@ from refresh.sources import adbc
 from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source, SourceError
 from refresh.sources.config import PostgresConfigSchema
 from refresh.sources.convert import cast_batch, read_as_text
-from refresh.sources.errors import source_errors
+from refresh.sources.driver_errors import source_errors
 from refresh.sources.fan_in import FanIn
 from refresh.sources.interrupt import INTERRUPTED
 from refresh.sources.typemap import UNCONSTRAINED_DECIMAL, decimal_type

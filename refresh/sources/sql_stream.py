@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from refresh.sources.base import BATCH_ROWS, DiscoveredTable
 from refresh.sources.convert import rows_to_batch
-from refresh.sources.errors import source_errors
+from refresh.sources.driver_errors import source_errors
 from refresh.sources.interrupt import ReadStopper
 
 Canceller = Callable[[Any], Callable[[], None] | None]

@@ -40,7 +40,7 @@ from sqlalchemy.pool import NullPool
 
 from refresh.sources.base import Column, DiscoveredTable, Source
 from refresh.sources.config import confined_path
-from refresh.sources.errors import source_errors
+from refresh.sources.driver_errors import source_errors
 from refresh.sources.sql_stream import stream_table
 from refresh.sources.typemap import UNCONSTRAINED_DECIMAL, decimal_type
 

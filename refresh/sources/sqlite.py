@@ -59,7 +59,7 @@ from refresh.sources import adbc
 from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source
 from refresh.sources.config import FileConfigSchema
 from refresh.sources.convert import cast_array, column_error
-from refresh.sources.errors import source_errors
+from refresh.sources.driver_errors import source_errors
 from refresh.sources.typemap import UNCONSTRAINED_DECIMAL, decimal_type
 
 SCHEMA = "main"

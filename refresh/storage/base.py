@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
-from refresh.errors import RefreshError
+from refresh.common.errors import RefreshError
 
 DATA_FILE = "data.parquet"
 

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from config import Settings
 from refresh import data_refresh, prefetch
 from refresh.catalog import Catalog, TableVersion, VersionStatus
-from refresh.errors import ServiceUnavailable
+from refresh.common.errors import ServiceUnavailable
 from refresh.runtime import Runtime
 from tests.support.api import assert_error, refresh, register, table_info
 from tests.support.backends import Backend

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
-from refresh.api.errors import CODES
+from refresh.api.error_responses import CODES
 from refresh.sources import SOURCE_TYPES
 from tests.support.api import register
 

@@ -15,10 +15,10 @@ from sqlalchemy import select, update
 from refresh import data_refresh
 from refresh.catalog import Table, TableVersion, utcnow
 from refresh.connections import register_connection
-from refresh.deletions import DeletionRun, process_pending_deletions
-from refresh.orphans import SweepResult, sweep_orphans
 from refresh.runtime import Runtime
 from refresh.storage import DATA_FILE
+from refresh.versions.deletions import DeletionRun, process_pending_deletions
+from refresh.versions.orphans import SweepResult, sweep_orphans
 from tests.support.backends import ROOT, Backend
 from tests.support.deletions import (
     add_table,

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import func, select, text, update
 
 from config import Settings
-from refresh import deletions
 from refresh.catalog import PendingDeletion, TableVersion, utcnow
-from refresh.deletions import DeletionRun, process_pending_deletions
 from refresh.runtime import Runtime
 from refresh.storage import DATA_FILE, Storage
+from refresh.versions import deletions
+from refresh.versions.deletions import DeletionRun, process_pending_deletions
 from tests.support.backends import Backend
 from tests.support.deletions import add_table, add_versions, history, pending, plant_versions, queue
 from tests.support.markers import both_catalogs, both_storages

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from marshmallow import ValidationError
 
-from refresh.errors import Misconfigured
+from refresh.common.errors import Misconfigured
 from refresh.sources import SOURCE_TYPES, build_source, source_class
 from refresh.sources.config import ConfigContext
 from refresh.sources.postgres import PostgresSource

@@ -14,10 +14,10 @@ from datetime import datetime
 from sqlalchemy import select
 
 from refresh.catalog import Connection, PendingDeletion, Table, TableVersion, utcnow
-from refresh.deletions import schedule_deletions
 from refresh.runtime import Runtime
 from refresh.storage import DATA_FILE
 from refresh.storage.base import new_version
+from refresh.versions.deletions import schedule_deletions
 from tests.support.backends import ROOT, Backend
 
 

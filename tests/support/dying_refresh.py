@@ -20,7 +20,7 @@ from boto3.s3.transfer import TransferConfig
 
 from config import load_settings
 from refresh import data_refresh
-from refresh.parquet import ROW_GROUP_ROWS
+from refresh.common.parquet import ROW_GROUP_ROWS
 from refresh.runtime import Runtime
 from refresh.storage import S3Storage
 

@@ -10,8 +10,8 @@ from rq.job import JobStatus as RQStatus
 from config import load_settings
 from refresh.jobs import JobStatus
 from refresh.refresh_request import Mode
-from workers.jobs import finisher_id
 from workers.runner import RQJobQueue
+from workers.tasks import finisher_id
 
 ENDED = {
     RQStatus.FINISHED: JobStatus.FINISHED,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from refresh.parquet import ROW_GROUP_ROWS, write_parquet
+from refresh.common.parquet import ROW_GROUP_ROWS, write_parquet
 
 SCHEMA = pa.schema([("id", pa.int64()), ("status", pa.string()), ("note", pa.string())])
 

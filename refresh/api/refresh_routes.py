@@ -18,7 +18,7 @@ from refresh.api.schemas import (
     SchemaRefreshResponseSchema,
     TableRefreshResponseSchema,
 )
-from refresh.errors import RefreshError
+from refresh.common.errors import RefreshError
 from refresh.jobs import Job, JobStatus
 from refresh.refresh_request import (
     Execution,

@@ -12,7 +12,13 @@ from collections.abc import Callable
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from refresh.errors import Conflict, InvalidRequest, NotFound, RefreshError, ServiceUnavailable
+from refresh.common.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    RefreshError,
+    ServiceUnavailable,
+)
 from refresh.sources import SourceError
 from refresh.storage import StorageError
 

@@ -7,15 +7,15 @@ from contextlib import contextmanager
 
 from sqlalchemy.exc import DBAPIError
 
-from refresh.errors import RefreshError
-from refresh.redact import redact
+from refresh.common.errors import RefreshError
+from refresh.common.redact import redact
 
 
 class SourceError(RefreshError):
     """The source could not be reached, refused the login, or failed a query.
 
     The message is shown to API users as is, so sources build it from the driver's message with
-    every secret already removed (see ``refresh.redact``).
+    every secret already removed (see ``refresh.common.redact``).
     """
 
 

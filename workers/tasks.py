@@ -24,14 +24,14 @@ from rq.job import Dependency, Job, JobStatus
 
 from config import Settings
 from refresh import data_refresh
+from refresh.common.errors import public_message
 from refresh.connection_refresh import TableOutcome, summarize, tables_to_refresh
-from refresh.errors import public_message
 from refresh.jobs import Progress
 from refresh.refresh_request import RefreshRequest, resolve_mode, run_refresh
 from refresh.runtime import Runtime
 from workers import progress
+from workers.process_runtime import current
 from workers.queues import REFRESH
-from workers.runtime import current
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from refresh.catalog import PendingDeletion, Table, TableVersion, VersionStatus, utcnow
-from refresh.claims import end_stale_claims
-from refresh.deletions import schedule_deletions
 from refresh.runtime import Runtime
+from refresh.versions.claims import end_stale_claims
+from refresh.versions.deletions import schedule_deletions
 
 log = logging.getLogger(__name__)
 

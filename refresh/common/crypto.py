@@ -8,7 +8,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from refresh.errors import Misconfigured
+from refresh.common.errors import Misconfigured
 
 
 class SecretBox:

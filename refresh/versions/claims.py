@@ -24,9 +24,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from refresh.catalog import TableVersion, VersionStatus, utcnow
-from refresh.deletions import schedule_deletions
-from refresh.errors import Conflict, RefreshInProgress
+from refresh.common.errors import Conflict, RefreshInProgress
 from refresh.runtime import Runtime
+from refresh.versions.deletions import schedule_deletions
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The life of a table version, in one place."""
