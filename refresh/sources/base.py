@@ -2,7 +2,9 @@
 
 A source is cheap and short-lived: the service builds one per operation from the catalog's
 connection row (config without secrets, plus the decrypted password), asks it to discover tables
-or to stream one table, and drops it.
+or to stream tables, and closes it. One source serves one thread at a time, and may keep its
+connections from one call to the next (a batch of a connection-wide refresh reads many tables,
+and a connection costs more than a small table's read): ``close`` releases them.
 """
 
 from __future__ import annotations
@@ -104,6 +106,19 @@ class Source(ABC):
         # A read registers here what stops it (``on_interrupt``) and checks it between batches.
         self._stopper = ReadStopper()
 
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the connections kept between calls; sources that keep none have nothing to do.
+
+        Never blocks for long (bound any goodbye to the server by the connect timeout).
+        """
+        return None
+
     @classmethod
     def preload(cls) -> None:
         """Load what every read of this source type needs once per process (native libraries).
@@ -136,7 +151,9 @@ class Source(ABC):
         """
 
     def interrupt(self) -> None:
-        """Stop the ``read`` in progress; called from another thread, any number of times.
+        """Stop the ``read`` in progress, and every later one: the source is done with.
+
+        Called from another thread, any number of times.
 
         The data refresh calls it when the source has sent nothing for
         ``SOURCE_STALL_TIMEOUT_SECONDS`` (a frozen host, a lock wait): the blocked read should then

@@ -34,7 +34,7 @@ import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
@@ -178,8 +178,25 @@ def _select_item(column: Column) -> str:
 
 
 class PostgresSource(Source):
+    """Keeps one psycopg connection (discovery, read plans) and one ADBC connection (reads in one
+    stream) between calls; reads in several streams open their own."""
+
     source_type: ClassVar[str] = "postgres"
     config_schema = PostgresConfigSchema
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._kept_psycopg: psycopg.Connection | None = None
+        self._kept_adbc: _AdbcConnection | None = None
+
+    def close(self) -> None:
+        psycopg_connection, self._kept_psycopg = self._kept_psycopg, None
+        adbc_connection, self._kept_adbc = self._kept_adbc, None
+        if psycopg_connection is not None:
+            with suppress(psycopg.Error):
+                psycopg_connection.close()
+        if adbc_connection is not None:
+            adbc_connection.close()
 
     @property
     def _secrets(self) -> list[str | None]:
@@ -203,10 +220,7 @@ class PostgresSource(Source):
             params["only_schemas"] = [schema for schema, _ in only]
             params["only_tables"] = [table for _, table in only]
         sql = _DISCOVERY_SQL.format(filters="\n  ".join(filters))
-        with (
-            source_errors(self._secrets, _DRIVER_ERRORS),
-            self._psycopg_connect(autocommit=True) as connection,
-        ):
+        with source_errors(self._secrets, _DRIVER_ERRORS), self._kept() as connection:
             rows = connection.execute(sql, params).fetchall()
         columns: dict[tuple[str, str], list[Column]] = defaultdict(list)
         for schema, table, name, not_null, native, type_name, typmod in rows:
@@ -216,6 +230,37 @@ class PostgresSource(Source):
         return [
             DiscoveredTable(schema, table, tuple(cols)) for (schema, table), cols in columns.items()
         ]
+
+    @contextmanager
+    def _kept(self) -> Iterator[psycopg.Connection]:
+        """The kept psycopg connection (autocommit), opened on first use, dropped on an error."""
+        connection = self._kept_psycopg or self._psycopg_connect(autocommit=True)
+        self._kept_psycopg = None
+        try:
+            yield connection
+        except BaseException:
+            with suppress(psycopg.Error):
+                connection.close()
+            raise
+        self._kept_psycopg = connection
+
+    @contextmanager
+    def _kept_stream(self) -> Iterator[_AdbcConnection]:
+        """The kept ADBC connection (autocommit) for a read in one stream, opened on first use.
+
+        Kept again only if the read used it to the end (``completed`` set): a COPY given up
+        midway, an error or a cancel leave it in no state to run the next one.
+        """
+        connection = self._kept_adbc or _AdbcConnection(self._adbc_uri())
+        self._kept_adbc = None
+        try:
+            yield connection
+        finally:
+            if connection.completed:
+                connection.completed = False
+                self._kept_adbc = connection
+            else:
+                connection.close()
 
     def _psycopg_connect(self, autocommit: bool = False) -> psycopg.Connection:
         return psycopg.connect(
@@ -349,11 +394,27 @@ class _TableRead:
     # -- reading ---------------------------------------------------------------------------------
 
     def plan_and_read(self, emit: Callable[[pa.RecordBatch], bool]) -> None:
-        """Decide the ranges and start their streams, or read the table as one stream."""
-        if self.source.read_streams == 1:
-            self._stream(emit, _queue([self.select]), snapshot=None, imported=None)
-            return
+        """Decide the ranges and start their streams, or read the table as one stream.
+
+        The plan (is the table worth splitting?) is one query on the kept connection; only a
+        table split into ranges pays for a coordinating connection, which exports its snapshot.
+        """
         source = self.source
+        selects = [self.select]
+        if source.read_streams > 1:
+            with (
+                source_errors(source._secrets, _DRIVER_ERRORS),
+                source._kept() as connection,
+                self.cancellable(
+                    functools.partial(connection.cancel_safe, timeout=source.connect_timeout)
+                ),
+            ):
+                row = connection.execute(_PLAN_SQL, self.key).fetchone()
+            selects = _range_selects(self.select, row, source.read_streams)
+        if len(selects) == 1:
+            with source_errors(source._secrets, _DRIVER_ERRORS), source._kept_stream() as kept:
+                kept.completed = self._copy_all(kept.connection, _queue(selects), emit)
+            return
         with (
             source_errors(source._secrets, _DRIVER_ERRORS),
             source._psycopg_connect() as coordinator,
@@ -363,15 +424,8 @@ class _TableRead:
         ):
             coordinator.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             coordinator.read_only = True
-            row = coordinator.execute(_PLAN_SQL, self.key).fetchone()
-            selects = _range_selects(self.select, row, source.read_streams)
-            if len(selects) == 1:
-                coordinator.rollback()
-            else:
-                [snapshot] = coordinator.execute(_EXPORT_SQL).fetchone()
-                self._start_streams(selects, snapshot)
-                return
-        self._stream(emit, _queue(selects), snapshot=None, imported=None)
+            [snapshot] = coordinator.execute(_EXPORT_SQL).fetchone()
+            self._start_streams(selects, snapshot)
 
     def _start_streams(self, selects: list[str], snapshot: str) -> None:
         """Start the streams, and keep the exporting transaction open until each imported it."""
@@ -398,32 +452,41 @@ class _TableRead:
         self,
         emit: Callable[[pa.RecordBatch], bool],
         pending: queue.SimpleQueue[str],
-        snapshot: str | None,
-        imported: threading.Event | None,
-        batch_bytes: int = _BATCH_BYTES_MAX,
+        snapshot: str,
+        imported: threading.Event,
+        batch_bytes: int,
     ) -> None:
-        """One connection: import the snapshot (if any), then COPY pending SELECTs.
+        """One connection of a split read: import the snapshot, then COPY pending ranges.
 
-        The pending SELECTs are shared with the other streams: each takes the next as it goes.
+        The pending ranges are shared with the other streams: each takes the next as it goes.
         """
         source = self.source
         try:
             with (
                 source_errors(source._secrets, _DRIVER_ERRORS),
-                adbc_connect(source._adbc_uri(), autocommit=snapshot is None) as connection,
-                self.cancellable(connection.cancel),
+                adbc_connect(source._adbc_uri(), autocommit=False) as connection,
             ):
-                if snapshot is not None:
-                    adbc.execute(connection, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                    adbc.execute(connection, _import_sql(snapshot))
-                if imported is not None:
-                    imported.set()
-                for select in _drain(pending):
-                    if self.fan_in.stopped or not self._copy(connection, select, emit, batch_bytes):
-                        return
-        finally:
-            if imported is not None:
+                adbc.execute(connection, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                adbc.execute(connection, _import_sql(snapshot))
                 imported.set()
+                self._copy_all(connection, pending, emit, batch_bytes)
+        finally:
+            imported.set()
+
+    def _copy_all(
+        self,
+        connection: adbc.Connection,
+        pending: queue.SimpleQueue[str],
+        emit: Callable[[pa.RecordBatch], bool],
+        batch_bytes: int = _BATCH_BYTES_MAX,
+    ) -> bool:
+        """COPY pending SELECTs on ``connection`` (cancellable meanwhile); False when the consumer
+        stopped first."""
+        with self.cancellable(connection.cancel):
+            for select in _drain(pending):
+                if self.fan_in.stopped or not self._copy(connection, select, emit, batch_bytes):
+                    return False
+        return True
 
     def _copy(
         self,
@@ -440,6 +503,19 @@ class _TableRead:
                     if not emit(cast_batch(batch.slice(offset, BATCH_ROWS), self.schema)):
                         return False
         return True
+
+
+class _AdbcConnection:
+    """An ADBC connection in autocommit mode kept open between reads (``PostgresSource``)."""
+
+    def __init__(self, uri: str) -> None:
+        self._opened = ExitStack()
+        self.connection = self._opened.enter_context(adbc_connect(uri, autocommit=True))
+        self.completed = False  # the last read on it ran to its end
+
+    def close(self) -> None:
+        with suppress(adbc_driver_manager.Error):
+            self._opened.close()
 
 
 def adbc_connect(uri: str, autocommit: bool) -> AbstractContextManager[adbc.Connection]:

@@ -230,13 +230,29 @@ def test_views_partitioned_tables_and_materialized_views_are_read_whole(
         conn.execute("CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (0) TO (250)")
         conn.execute("CREATE TABLE parted_high PARTITION OF parted FOR VALUES FROM (250) TO (600)")
         conn.execute("INSERT INTO parted SELECT id, pad FROM base")
-    pg = source(pg_source)
 
     for name, streams in [("v", 1), ("parted", 1), ("mv", STREAMS)]:
+        pg = source(pg_source)  # a source keeps its connection: each table starts afresh
         connections.clear()
         rows = read_rows(pg, only_table(pg, name))
         assert sorted(row["id"] for row in rows) == list(range(1, 501)), name
         assert len(connections) == streams, name
+
+
+def test_a_source_keeps_its_connections_from_one_table_to_the_next(
+    connections: list[object], postgres: PostgresServer, pg_source: Database
+) -> None:
+    """A batch reads many small tables with one source: one connection serves them all."""
+    with postgres.connect(pg_source) as conn:
+        for n in range(3):
+            conn.execute(f"CREATE TABLE t{n} AS SELECT g AS id FROM generate_series(1, 100) g")
+    with source(pg_source) as pg:
+        tables = pg.discover()
+        for table in tables:
+            assert len(read_rows(pg, table)) == 100
+        assert len(connections) == 1
+        assert len(stream_backends(postgres, pg_source)) == 1
+    poll(lambda: not stream_backends(postgres, pg_source), "the connection closed with the source")
 
 
 @pytest.fixture
