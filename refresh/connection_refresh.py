@@ -1,31 +1,43 @@
-"""Connection-wide data refresh (mode 4): which tables it covers, and its summary.
+"""Connection-wide data refresh (mode 4): which tables it covers, in which batches, and its summary.
 
-The tables are refreshed one job each (``workers/``), each by ``refresh_table``; this module holds
-the two pure ends of that fan-out, so the job layer stays a thin wrapper: the list of tables
-before, and the seed's result object after, built from however the tables ended.
+The batches run as jobs (``workers/``), each through ``data_refresh.refresh_tables``; this module
+holds the pure ends of that fan-out, so the job layer stays a thin wrapper: the tables and their
+batches before, and the result object after, built from however the tables ended.
+
+Batches are sized by what the catalog knows of each table: the size of its current version, a
+stand-in for what its refresh will cost. A batch job costs about 0.1 s of its own (a forked work
+horse, its catalog and source connections), a small table a few milliseconds: many small tables
+share a batch, and a big table gets one of its own. There are enough batches for every slot of
+the connection's cap to work, and a few more, so that slots which finish early take the rest.
+The measurements behind the constants are in bench/README.md.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
 from refresh.catalog import Table
+from refresh.data_refresh import TableOutcome
 from refresh.lookup import load_connection
 from refresh.runtime import Runtime
 
-
-@dataclass(frozen=True)
-class TableOutcome:
-    """How one table of the refresh ended: ``error`` is None when it was refreshed."""
-
-    schema_name: str
-    table_name: str
-    rows_synced: int = 0
-    error: str | None = None
-    warnings: tuple[dict[str, str], ...] = ()
+# A table of a batch runs on one of its threads: two keep the source, the Parquet writer and the
+# catalog's round trips overlapping on two cores.
+BATCH_THREADS = 2
+# What a table costs besides its data, in bytes of Parquet that take as long to write: claiming,
+# describing, publishing and reporting it, and its own files.
+TABLE_OVERHEAD_BYTES = 64 * 1024
+# A batch holds at least this much work (about a second of it), so its own cost stays small...
+MIN_BATCH_BYTES = 64 * 1024 * 1024
+# ...and the batches of a refresh are at least twice as many as the slots that run them, for
+# balance (a slot done early takes the next), unless that would make them smaller than the above.
+BATCHES_PER_SLOT = 2
+# A table never refreshed has no size yet: it counts as this much.
+UNKNOWN_TABLE_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -39,29 +51,67 @@ class ConnectionRefreshResult:
     warnings: list[dict[str, str]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class TableToRefresh:
+    schema_name: str
+    table_name: str
+    size_bytes: int | None  # the current version's, None when never cached
+
+    @property
+    def cost(self) -> int:
+        size = UNKNOWN_TABLE_BYTES if self.size_bytes is None else self.size_bytes
+        return TABLE_OVERHEAD_BYTES + size
+
+
 def tables_to_refresh(
     rt: Runtime, connection_id: str, include_uncached: bool
-) -> list[tuple[str, str]]:
-    """The (schema, table) pairs a connection-wide refresh covers, in a stable order.
+) -> list[TableToRefresh]:
+    """The tables a connection-wide refresh covers, in a stable order.
 
     Cached tables only unless ``include_uncached``; tables marked removed at the source are left
     out (skipped, not failed). Raises ``NotFound`` for an unknown connection.
     """
     with rt.catalog.session() as session:
         load_connection(session, connection_id)
-        query = select(Table.schema_name, Table.table_name).where(
+        query = select(Table.schema_name, Table.table_name, Table.size_bytes).where(
             Table.connection_id == connection_id, Table.removed_at.is_(None)
         )
         if not include_uncached:
             query = query.where(Table.current_path.is_not(None))
         rows = session.execute(query.order_by(Table.schema_name, Table.table_name))
-        return [(row.schema_name, row.table_name) for row in rows]
+        return [TableToRefresh(*row) for row in rows]
+
+
+def plan_batches(tables: list[TableToRefresh], slots: int) -> list[list[TableToRefresh]]:
+    """Split the tables into batches of about equal cost (see the module's docstring).
+
+    Tables go biggest first, each into the batch with the least cost so far (balanced, and the
+    big ones start early); a table costing a whole batch or more gets a batch of its own. Within a
+    batch the original order is kept.
+    """
+    if not tables:
+        return []
+    total = sum(t.cost for t in tables)
+    target = max(MIN_BATCH_BYTES, total / (slots * BATCHES_PER_SLOT))
+    count = max(1, min(len(tables), math.ceil(total / target)))
+    batches: list[list[TableToRefresh]] = [[] for _ in range(count)]
+    costs = [0] * count
+    for table in sorted(tables, key=lambda t: -t.cost):
+        lightest = min(range(count), key=costs.__getitem__)
+        batches[lightest].append(table)
+        costs[lightest] += table.cost
+    order = {(t.schema_name, t.table_name): n for n, t in enumerate(tables)}
+    return [
+        sorted(batch, key=lambda t: order[t.schema_name, t.table_name])
+        for batch in batches
+        if batch
+    ]
 
 
 def summarize(
     connection_id: str, outcomes: Iterable[TableOutcome], duration_ms: int
 ) -> ConnectionRefreshResult:
-    """The seed's result object; ``errors`` and ``warnings`` sorted by table for stable output."""
+    """The result object; ``errors`` and ``warnings`` sorted by table for stable output."""
     result = ConnectionRefreshResult(connection_id, duration_ms=duration_ms)
     for outcome in sorted(outcomes, key=lambda o: (o.schema_name, o.table_name)):
         if outcome.error is None:

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from refresh.catalog import Connection, Table, TableVersion, utcnow
+from refresh.catalog import Connection, Table, TableVersion
 from refresh.common.errors import Conflict
 from refresh.lookup import load_connection
 from refresh.runtime import Runtime
 from refresh.schema_refresh import refresh_connection_schema
 from refresh.sources import SourceError, source_class
-from refresh.versions.deletions import schedule_deletions
+from refresh.versions.deletions import retire
 
 
 @dataclass(frozen=True)
@@ -103,6 +102,5 @@ def delete_connection(rt: Runtime, connection_id: str) -> None:
             .join(Table, Table.id == TableVersion.table_id)
             .where(Table.connection_id == connection_id)
         ).all()
-        grace = timedelta(seconds=rt.settings.deletion_grace_seconds)
-        schedule_deletions(session, paths, delete_after=utcnow() + grace)
+        retire(rt, session, paths)
         session.delete(row)

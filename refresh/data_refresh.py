@@ -1,39 +1,91 @@
-"""Data refresh of one table: stream it into a new version directory, then swap the catalog pointer.
+"""Data refresh: stream tables into new version directories, then make them current.
 
 Readers resolve ``tables.current_path`` and read that directory; nothing is ever written into a
-directory a reader can resolve. The new version becomes visible in one catalog transaction that
-also queues the previous directory for deletion after the grace period.
+directory a reader can resolve. Each table goes through the same steps, whose catalog side lives
+in ``refresh.versions``: claim the table (single flight), describe it as the source has it now,
+stream it into Parquet, store the directory, publish it by compare-and-set (or record why not).
+
+Two ways through those steps:
+
+- ``refresh_table``: one table, in the request or in its job (mode 3). A table claimed by someone
+  else is waited for, within ``REFRESH_WAIT_SECONDS``.
+- ``refresh_tables``: a batch of a connection's tables (mode 4). One source connection per
+  thread and one catalog connection serve every table; tables are claimed, described and
+  published a few at a time, each in one statement, so a small table costs about what its data
+  costs. A table another refresh holds is not waited for: the batch finishes the others first,
+  then reports the ones still held so its job can come back for them.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import timedelta
+from collections import deque
+from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
-from sqlalchemy import update
-from sqlalchemy.exc import SQLAlchemyError
 
-from refresh.catalog import Table, TableVersion, VersionStatus, utcnow
-from refresh.common.errors import Conflict, NotFound, public_message
-from refresh.common.parquet import WrittenFile, write_parquet
-from refresh.lookup import load_connection, load_table, open_source
+from refresh.catalog import PinnedCatalog, Table, TableVersion, VersionStatus
+from refresh.common.errors import (
+    Conflict,
+    NotFound,
+    RefreshError,
+    ServiceUnavailable,
+    public_message,
+)
+from refresh.common.parquet import write_parquet
+from refresh.lookup import (
+    GONE_AT_SOURCE,
+    REMOVED_AT_SOURCE,
+    load_connection,
+    load_table,
+    load_tables,
+    source_opener,
+    table_not_found,
+)
 from refresh.prefetch import call_within, read_ahead
 from refresh.runtime import Runtime
 from refresh.schema_refresh import record_discovery
 from refresh.sources import DiscoveredTable, Source
-from refresh.storage import CacheWriteHandle, StorageError
-from refresh.versions.claims import Busy, Claim, Heartbeat, claim, wait_for
-from refresh.versions.deletions import schedule_deletions
+from refresh.storage import CacheWriteHandle
+from refresh.versions.claims import (
+    GONE,
+    WAIT_POLL_SECONDS,
+    Claim,
+    Heartbeat,
+    Wanted,
+    claim,
+    holders,
+    still_running,
+    wait_for,
+)
+from refresh.versions.outcomes import Published, Written, discard, fail, publish
 
 log = logging.getLogger(__name__)
 
 # Batches the source may read ahead of the Parquet writer: enough to keep both busy, few enough
 # that memory stays bounded (a batch is at most BATCH_ROWS rows).
 READ_AHEAD = 4
+# A batch describes tables ahead of its threads, several in one discovery query: no more than
+# this many at a time...
+DESCRIBE_AHEAD_TABLES = 16
+# ...nor more than about this much data (the last versions' sizes): a big table goes alone, so
+# its columns are not read long before its rows.
+DESCRIBE_AHEAD_BYTES = 64 * 1024 * 1024
+# How long a batch keeps polling the tables other refreshes hold once it has done the rest,
+# before it hands them back to its job (which comes back for them later).
+JOIN_POLL_SECONDS = 2.0
+# Outcomes are reported a few at a time, at most this long after the first of them is known:
+# live progress moves table by table, without a round trip to Redis for each small table.
+REPORT_EVERY_SECONDS = 0.2
+# How long a stopped batch waits for the tables in progress to end before it leaves them behind.
+STOP_SECONDS = 10.0
+
+TableName = tuple[str, str]
 
 
 @dataclass
@@ -46,6 +98,28 @@ class TableRefreshResult:
     warnings: list[dict[str, str]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class TableOutcome:
+    """How one table of a batch ended: ``error`` is None when it was refreshed (or joined a
+    refresh that published it)."""
+
+    schema_name: str
+    table_name: str
+    rows_synced: int = 0
+    error: str | None = None
+    warnings: tuple[dict[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Joining:
+    """A table of a batch that another refresh (``version_id``) holds: its outcome will be this
+    table's outcome, unless it fails, and then the batch refreshes the table itself."""
+
+    schema_name: str
+    table_name: str
+    version_id: int
+
+
 def refresh_table(
     rt: Runtime,
     connection_id: str,
@@ -53,7 +127,7 @@ def refresh_table(
     table_name: str,
     job_id: str | None = None,
 ) -> TableRefreshResult:
-    """Mode 3 of ``POST /refresh``, also run by the per-table jobs of a connection-wide refresh.
+    """Mode 3 of ``POST /refresh``, in the request or as its job.
 
     A refresh of a table that is already being refreshed joins it: it waits for that refresh
     (``REFRESH_WAIT_SECONDS`` at most, then ``RefreshInProgress``) and reports its outcome instead
@@ -64,81 +138,377 @@ def refresh_table(
         connection = load_connection(session, connection_id)
         table = load_table(session, connection_id, schema_name, table_name)
         if table.removed_at is not None:
-            raise NotFound(
-                f"table not found: {schema_name}.{table_name} (connection {connection_id}); "
-                "it was removed at the source"
-            )
-        source = open_source(rt, connection)
+            raise table_not_found(connection_id, schema_name, table_name, REMOVED_AT_SOURCE)
+        open_source = source_opener(rt, connection)
 
-    def result(rows: int, warnings: list[dict[str, str]]) -> TableRefreshResult:
+    def result(rows: int, warnings: Sequence[dict[str, str]] = ()) -> TableRefreshResult:
         duration_ms = int((time.monotonic() - started) * 1000)
         return TableRefreshResult(
-            connection_id, schema_name, table_name, rows, duration_ms, warnings
+            connection_id, schema_name, table_name, rows, duration_ms, list(warnings)
         )
 
-    while True:
-        handle = rt.storage.prepare_cache_write(connection_id, schema_name, table_name)
-        try:
-            held = claim(rt, table.id, handle.version, handle.url, job_id)
-        except Busy as busy:
-            _discard(rt, handle)
-            other = wait_for(
-                rt,
-                busy.version_id,
-                rt.settings.refresh_wait_seconds,
-                table=f"{schema_name}.{table_name} (connection {connection_id})",
-            )
-            if other is not None and other.status in (
-                VersionStatus.CURRENT,
-                VersionStatus.SUPERSEDED,
-            ):
-                return result(other.rows or 0, [])
-            continue
-        stall_seconds = rt.settings.source_stall_timeout_seconds
-        with Heartbeat(rt, held.version_id, stall_seconds) as heartbeat:
-            written, warnings = _write_and_publish(
-                rt, source, connection_id, held, handle, heartbeat
-            )
-        return result(written.rows, warnings)
+    name = f"{schema_name}.{table_name} (connection {connection_id})"
+    key = (schema_name, table_name)
+    with open_source() as source:
+        while True:
+            handle = rt.storage.prepare_cache_write(connection_id, schema_name, table_name)
+            held = claim(rt, Wanted(table.id, handle.version, handle.url), job_id)
+            if not isinstance(held, Claim):
+                discard(rt, handle)
+                if held is None:
+                    raise Conflict(GONE)
+                other = wait_for(rt, held.version_id, rt.settings.refresh_wait_seconds, name)
+                if other is not None and _published(other):
+                    return result(other.rows or 0)
+                continue
+            with Heartbeat(rt, rt.settings.source_stall_timeout_seconds) as heartbeat:
+                heartbeat.add([held])
+                try:
+                    described = describe(rt, source, connection_id, [key])
+                    if key not in described:
+                        raise table_not_found(connection_id, *key, GONE_AT_SOURCE)
+                except BaseException as error:
+                    fail(rt, held, handle, error)
+                    raise
+                written, published = _refresh_claimed(
+                    rt, source, described[key], held, handle, heartbeat
+                )
+            return result(written.rows, published.warnings)
 
 
-def _write_and_publish(
-    rt: Runtime,
-    source: Source,
-    connection_id: str,
-    held: Claim,
-    handle: CacheWriteHandle,
-    heartbeat: Heartbeat,
-) -> tuple[WrittenFile, list[dict[str, str]]]:
-    try:
-        # Read under the claim: no other refresh can publish until it is released, so this is
-        # the version the compare-and-set must find when publishing.
-        with rt.catalog.session() as session:
-            table = session.get(Table, held.table_id)
-        if table is None:
-            raise Conflict("the table was removed from the catalog (its connection deleted?)")
-        described = _describe(rt, source, connection_id, table)
-        written = _write(rt, source, described, handle, heartbeat)
-        heartbeat.progress()
-        url = rt.storage.finalize_cache_write(handle, on_progress=heartbeat.progress)
-        warnings = _publish(rt, table, held, url, written)
-    except BaseException as error:
-        _fail(rt, held, handle, error)
-        raise
-    return written, warnings
-
-
-def _write(
+def _refresh_claimed(
     rt: Runtime,
     source: Source,
     table: DiscoveredTable,
+    held: Claim,
     handle: CacheWriteHandle,
     heartbeat: Heartbeat,
-) -> WrittenFile:
-    """Stream the source into the version's Parquet file, the source read in its own thread.
+    failure: Callable[[BaseException], BaseException] = lambda error: error,
+) -> tuple[Written, Published]:
+    """Write the claimed table's version and publish it; on any failure, fail the claim (with
+    ``failure(error)`` as the reason) and raise."""
+    try:
+        written = _write_version(rt, source, table, held, handle, heartbeat)
+        return written, publish(rt, written)
+    except BaseException as error:
+        fail(rt, held, handle, failure(error))
+        raise
 
-    A source that sends nothing for ``SOURCE_STALL_TIMEOUT_SECONDS`` fails the refresh; its query
-    is interrupted rather than waited for.
+
+def refresh_tables(
+    rt: Runtime,
+    connection_id: str,
+    tables: Sequence[TableName],
+    job_id: str | None,
+    report: Callable[[list[TableOutcome]], None],
+    joining: Sequence[Joining] = (),
+    threads: int = 1,
+    stopping: Callable[[], bool] = lambda: False,
+    last_try: bool = False,
+) -> list[Joining]:
+    """A batch of a connection-wide refresh: refresh ``tables`` and settle ``joining`` (tables
+    an earlier run of the batch found held), on ``threads`` threads.
+
+    ``report`` gets the outcome of each table as soon as it is known, a few at a time. A failing
+    table never stops the others. Returns the tables other refreshes still hold after a short
+    wait (with ``last_try``, those are reported failed instead, naming the refresh). Once
+    ``stopping()`` says so, no further table starts; the tables not started are neither
+    refreshed nor reported (their job runs them again). An exception (the worker shutting down,
+    the job's time limit, the catalog gone) fails the tables in progress cleanly and is raised.
+    """
+    with rt.catalog.session() as session:
+        connection = load_connection(session, connection_id)
+        names = [*tables, *((j.schema_name, j.table_name) for j in joining)]
+        rows = load_tables(session, connection_id, names)
+        open_source = source_opener(rt, connection)
+    batch = _Batch(rt, connection_id, job_id, rows, open_source, threads, stopping)
+    return batch.run(tables, joining, report, last_try)
+
+
+class _Batch:
+    """A batch in progress: the calling thread describes tables ahead (several in one discovery
+    query) and reports outcomes; each table then belongs to one thread of the pool from its claim
+    to its publish, so a batch holds at most ``threads`` claims (the connection's cap counts
+    them) and the catalog's round trips of one table overlap with another's data."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        connection_id: str,
+        job_id: str | None,
+        rows: dict[TableName, Table],
+        open_source: Callable[[], Source],
+        threads: int,
+        stopping: Callable[[], bool],
+    ) -> None:
+        self.rt = rt
+        self.connection_id = connection_id
+        self.job_id = job_id
+        self.rows = rows
+        self.open_source = open_source
+        self.threads = threads
+        self.stopping = stopping
+        self.pending: deque[TableName] = deque()
+        self.running: dict[Future[TableOutcome | Joining], TableName] = {}
+        self.joining: dict[TableName, int] = {}
+        # Idle sources of the threads: a thread takes one for a table and gives it back after a
+        # clean read, so each thread keeps its connections from one table to the next.
+        self.idle: queue.SimpleQueue[Source] = queue.SimpleQueue()
+        self.reading: set[Source] = set()
+        self.stopped: BaseException | None = None
+        self.unreported: list[TableOutcome] = []
+        self.reported_at = time.monotonic()
+        # Each thread's view of the catalog, whose connections it keeps from table to table.
+        self.local = threading.local()
+        self.catalogs: list[PinnedCatalog] = []
+
+    def run(
+        self,
+        tables: Sequence[TableName],
+        joining: Sequence[Joining],
+        report: Callable[[list[TableOutcome]], None],
+        last_try: bool,
+    ) -> list[Joining]:
+        self.report = report
+        self.joining = {(j.schema_name, j.table_name): j.version_id for j in joining}
+        missing = [n for n in tables if n not in self.rows or self.rows[n].removed_at is not None]
+        self._report_errors(missing, lambda n: str(self._not_found(n)))
+        self.pending.extend(n for n in tables if n not in missing)
+        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="refresh-batch")
+        describer = self.open_source()
+        try:
+            with Heartbeat(self.rt, self.rt.settings.source_stall_timeout_seconds) as heartbeat:
+                self.heartbeat = heartbeat
+                self._loop(pool, describer)
+                still = self._join(pool, describer)
+        except BaseException as error:
+            self._stop(error)
+            raise
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+            describer.close()
+            while not self.idle.empty():
+                self.idle.get().close()
+            for catalog in self.catalogs:
+                catalog.close()
+        if last_try and still:
+            self._give_up(still)
+            return []
+        return [Joining(*name, version_id) for name, version_id in still.items()]
+
+    # -- the calling thread ----------------------------------------------------------------------
+
+    def _loop(self, pool: ThreadPoolExecutor, describer: Source) -> None:
+        """Keep the threads fed with described tables; report what they finish."""
+        while self.running or (self.pending and not self.stopping()):
+            if self.pending and len(self.running) < 2 * self.threads and not self.stopping():
+                for table in self._describe_ahead(describer):
+                    future = pool.submit(self._refresh, table)
+                    self.running[future] = table.key
+                continue
+            due = self.reported_at + REPORT_EVERY_SECONDS - time.monotonic()
+            timeout = max(0.0, due) if self.unreported else None
+            done, _ = wait(list(self.running), timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = self.running.pop(future)
+                result = future.result()
+                if isinstance(result, Joining):
+                    self.joining[name] = result.version_id
+                else:
+                    self.unreported.append(result)
+            self.heartbeat.progress()
+            if time.monotonic() - self.reported_at >= REPORT_EVERY_SECONDS:
+                self._flush()
+        self._flush()
+
+    def _flush(self) -> None:
+        """Report the outcomes gathered since the last report, in one call."""
+        outcomes, self.unreported = self.unreported, []
+        self.reported_at = time.monotonic()
+        if outcomes:
+            self.report(outcomes)
+
+    def _describe_ahead(self, describer: Source) -> list[DiscoveredTable]:
+        """Describe the next few tables in one discovery query (up to the describe-ahead limits,
+        at least one); a table gone at the source, or a discovery that fails, fails here."""
+        names: list[TableName] = []
+        size = 0
+        while self.pending and len(names) < DESCRIBE_AHEAD_TABLES:
+            estimate = self.rows[self.pending[0]].size_bytes or 0
+            if names and size + estimate > DESCRIBE_AHEAD_BYTES:
+                break
+            names.append(self.pending.popleft())
+            size += estimate
+        try:
+            described = describe(self.rt, describer, self.connection_id, names)
+        except RefreshError as error:
+            if isinstance(error, ServiceUnavailable):
+                raise
+            reason = public_message(error)
+            self._report_errors(names, lambda _: reason)
+            return []
+        gone = [n for n in names if n not in described]
+        self._report_errors(gone, lambda n: str(self._not_found(n, GONE_AT_SOURCE)))
+        return [described[n] for n in names if n in described]
+
+    def _join(self, pool: ThreadPoolExecutor, describer: Source) -> dict[TableName, int]:
+        """Settle the tables other refreshes held: their outcome when they ended well, a refresh
+        of our own when they failed; poll a little while some still run."""
+        deadline = time.monotonic() + JOIN_POLL_SECONDS
+        while self.joining and not self.stopping():
+            ended = holders(self.rt, self.joining.values())
+            outcomes = []
+            for name, version_id in list(self.joining.items()):
+                row = ended.get(version_id)
+                if row is not None and row.status == VersionStatus.WRITING:
+                    continue
+                del self.joining[name]
+                if row is not None and _published(row):
+                    outcomes.append(TableOutcome(*name, rows_synced=row.rows or 0))
+                else:
+                    self.pending.append(name)
+            if outcomes:
+                self.report(outcomes)
+            if self.pending:
+                self._loop(pool, describer)
+                continue
+            if time.monotonic() > deadline:
+                break
+            time.sleep(WAIT_POLL_SECONDS)
+        return dict(self.joining)
+
+    def _give_up(self, still: dict[TableName, int]) -> None:
+        rows = holders(self.rt, still.values())
+        outcomes = []
+        for name, version_id in still.items():
+            row = rows.get(version_id)
+            table = f"{name[0]}.{name[1]} (connection {self.connection_id})"
+            reason = still_running(row, table, 0) if row else "it was being refreshed by another"
+            outcomes.append(TableOutcome(*name, error=reason))
+        self.report(outcomes)
+
+    def _stop(self, error: BaseException) -> None:
+        """The batch is stopped by ``error``: no further table starts; the reads in progress are
+        interrupted, their tables fail with ``error`` as the reason, and are reported."""
+        self.stopped = error
+        for future in self.running:
+            future.cancel()  # not started: no claim yet, their job runs them again
+        for source in list(self.reading):
+            source.interrupt()
+        started = [f for f in self.running if not f.cancelled()]
+        wait(started, timeout=STOP_SECONDS)
+        outcomes = [f.result() for f in started if f.done() and not f.exception()]
+        self.unreported += [o for o in outcomes if isinstance(o, TableOutcome)]
+        try:
+            self._flush()
+        except Exception:
+            log.warning("could not report the tables of the stopped batch")
+
+    # -- a thread of the pool ----------------------------------------------------------------------
+
+    def _refresh(self, table: DiscoveredTable) -> TableOutcome | Joining:
+        """One table, from its claim to its publish; its outcome, or the refresh holding it."""
+        if self.stopped is not None:
+            raise self.stopped
+        rt = self._thread_runtime()
+        row = self.rows[table.key]
+        try:
+            handle = rt.storage.prepare_cache_write(self.connection_id, *table.key)
+            held = claim(rt, Wanted(row.id, handle.version, handle.url), self.job_id)
+        except RefreshError as error:
+            if isinstance(error, ServiceUnavailable):
+                raise  # the catalog is gone: the whole batch stops, and its job runs again
+            return TableOutcome(*table.key, error=public_message(error))
+        if not isinstance(held, Claim):
+            discard(rt, handle)
+            if held is None:
+                return TableOutcome(*table.key, error=GONE)
+            return Joining(*table.key, held.version_id)
+        self.heartbeat.add([held])
+        try:
+            source = self.idle.get_nowait()
+        except queue.Empty:
+            source = self.open_source()
+        self.reading.add(source)
+        try:
+            written, published = _refresh_claimed(
+                rt, source, table, held, handle, self.heartbeat, self._reason
+            )
+        except Exception as error:
+            source.close()  # the connection may be in any state: the next table opens another
+            if not isinstance(error, RefreshError):
+                log.exception("refreshing %s.%s failed", *table.key)
+            return TableOutcome(*table.key, error=public_message(self._reason(error)))
+        except BaseException:
+            source.close()
+            raise
+        finally:
+            self.reading.discard(source)
+            self.heartbeat.remove([held])
+        self.idle.put(source)
+        return TableOutcome(*table.key, written.rows, None, published.warnings)
+
+    def _thread_runtime(self) -> Runtime:
+        """This thread's runtime: the batch's, with a catalog view of the thread's own."""
+        rt = getattr(self.local, "rt", None)
+        if rt is None:
+            catalog = self.rt.catalog.pinned()
+            self.catalogs.append(catalog)
+            rt = self.local.rt = replace(self.rt, catalog=catalog)
+        return rt
+
+    def _reason(self, error: BaseException) -> BaseException:
+        """Why a table failed: the batch's own stop when it was stopped (its read was then
+        interrupted), else the table's error."""
+        return self.stopped or error
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _not_found(self, name: TableName, why: str | None = None) -> NotFound:
+        row = self.rows.get(name)
+        if why is None:
+            why = REMOVED_AT_SOURCE if row is not None and row.removed_at is not None else ""
+        return table_not_found(self.connection_id, *name, why)
+
+    def _report_errors(self, names: Sequence[TableName], error: Callable[[TableName], str]) -> None:
+        if names:
+            self.report([TableOutcome(*n, error=error(n)) for n in names])
+
+
+def describe(
+    rt: Runtime, source: Source, connection_id: str, names: Collection[TableName]
+) -> dict[TableName, DiscoveredTable]:
+    """The tables' columns as the source has them now, recorded in the catalog; a table missing
+    from the answer no longer exists at the source.
+
+    Reading with the catalog's columns would fail on a dropped column and silently miss an added
+    one; asking the source (one small query for all of them) makes every data refresh match the
+    live table.
+    """
+    wanted = set(names)
+    discovered = call_within(
+        lambda: source.discover(only=wanted),
+        rt.settings.source_stall_timeout_seconds,
+        source.interrupt,
+    )
+    found = {t.key: t for t in discovered if t.key in wanted}
+    record_discovery(rt, connection_id, list(found.values()), scope=wanted)
+    return found
+
+
+def _write_version(
+    rt: Runtime,
+    source: Source,
+    table: DiscoveredTable,
+    held: Claim,
+    handle: CacheWriteHandle,
+    heartbeat: Heartbeat,
+) -> Written:
+    """Stream the source into the version's Parquet file, then store the version's directory.
+
+    The source is read in its own thread; a source that sends nothing for
+    ``SOURCE_STALL_TIMEOUT_SECONDS`` fails the refresh, its query interrupted rather than waited
+    for.
     """
     stall_seconds = rt.settings.source_stall_timeout_seconds
 
@@ -150,130 +520,13 @@ def _write(
     with read_ahead(
         lambda: source.read(table), READ_AHEAD, stall_seconds, source.interrupt
     ) as batches:
-        return write_parquet(counted(batches), handle.local_path, table.arrow_schema())
+        written = write_parquet(counted(batches), handle.local_path, table.arrow_schema())
+    heartbeat.progress()
+    url = rt.storage.finalize_cache_write(handle, on_progress=heartbeat.progress)
+    return Written(held, *table.key, url, written.rows, written.bytes)
 
 
-def _describe(rt: Runtime, source: Source, connection_id: str, table: Table) -> DiscoveredTable:
-    """The table's columns as the source has them now, recorded in the catalog.
-
-    Reading with the catalog's columns would fail on a dropped column and silently miss an added
-    one; asking the source (one small query) makes every data refresh match the live table.
-    """
-    key = (table.schema_name, table.table_name)
-    discovered = call_within(
-        lambda: source.discover(only=[key]),
-        rt.settings.source_stall_timeout_seconds,
-        source.interrupt,
-    )
-    found = [t for t in discovered if t.key == key]
-    record_discovery(rt, connection_id, found, scope=[key])
-    if not found:
-        raise NotFound(
-            f"table not found: {key[0]}.{key[1]} (connection {connection_id}); "
-            "it no longer exists at the source"
-        )
-    return found[0]
-
-
-def _publish(
-    rt: Runtime, target: Table, held: Claim, url: str, written: WrittenFile
-) -> list[dict[str, str]]:
-    """Swap the pointer: compare-and-set from ``target``, the table as read under the claim.
-
-    The claim must still be ours: one that went stale (this refresh stalled) may have been taken
-    over, its directory queued for deletion, and a newer version published since.
-    """
-    warnings: list[dict[str, str]] = []
-    now = utcnow()
-    with rt.catalog.session() as session:
-        ours = session.execute(
-            update(TableVersion)
-            .where(TableVersion.id == held.version_id, TableVersion.status == VersionStatus.WRITING)
-            .values(
-                status=VersionStatus.CURRENT,
-                path=url,
-                rows=written.rows,
-                bytes=written.bytes,
-                finished_at=now,
-                heartbeat_at=None,
-            )
-        )
-        if ours.rowcount != 1:
-            raise Conflict(
-                "this refresh made no progress for too long and its claim was taken over by "
-                "another refresh; nothing was published"
-            )
-        swapped = session.execute(
-            update(Table)
-            .where(Table.id == target.id, Table.current_version == target.current_version)
-            .values(
-                current_version=held.version,
-                current_path=url,
-                row_count=written.rows,
-                size_bytes=written.bytes,
-                last_sync=now,
-            )
-        )
-        if swapped.rowcount != 1:
-            raise Conflict(
-                "the table's cache was changed by another operation during the refresh "
-                "(dropped, or its connection deleted); nothing was published"
-            )
-        session.execute(
-            update(TableVersion)
-            .where(
-                TableVersion.table_id == target.id,
-                TableVersion.status == VersionStatus.CURRENT,
-                TableVersion.id != held.version_id,
-            )
-            .values(status=VersionStatus.SUPERSEDED)
-        )
-        if target.current_path is not None:
-            grace = timedelta(seconds=rt.settings.deletion_grace_seconds)
-            try:
-                with session.begin_nested():
-                    schedule_deletions(session, [target.current_path], delete_after=now + grace)
-            except SQLAlchemyError as error:
-                reason = str(error.orig) if getattr(error, "orig", None) else str(error)
-                log.warning("could not queue %s for deletion: %s", target.current_path, reason)
-                warnings.append(
-                    {
-                        "schema_name": target.schema_name,
-                        "table_name": target.table_name,
-                        "message": f"Failed to schedule deletion of old cache: {reason}",
-                    }
-                )
-    return warnings
-
-
-def _fail(rt: Runtime, held: Claim, handle: CacheWriteHandle, error: BaseException) -> None:
-    """Leave the previous version current and remove (or queue) the half-written directory."""
-    _discard(rt, handle)
-    try:
-        with rt.catalog.session() as session:
-            session.execute(
-                update(TableVersion)
-                .where(
-                    TableVersion.id == held.version_id,
-                    TableVersion.status == VersionStatus.WRITING,  # not if taken over meanwhile
-                )
-                .values(
-                    status=VersionStatus.FAILED,
-                    error=public_message(error),
-                    finished_at=utcnow(),
-                    heartbeat_at=None,
-                )
-            )
-    except SQLAlchemyError:
-        # The claim goes stale and the next refresh takes it over, queueing the directory.
-        log.exception("could not record the failure of table version %s", held.version_id)
-
-
-def _discard(rt: Runtime, handle: CacheWriteHandle) -> None:
-    """Remove what the handle wrote at once, or queue it for the deletion sweep."""
-    try:
-        rt.storage.abort_cache_write(handle)
-    except StorageError:
-        log.warning("could not remove %s; queued for deletion", handle.url, exc_info=True)
-        with rt.catalog.session() as session:
-            schedule_deletions(session, [handle.url], delete_after=utcnow())
+def _published(row: TableVersion) -> bool:
+    """Whether the refresh of ``row`` ended by publishing (it may be superseded or deleted by
+    now); a failed or abandoned one has no row count."""
+    return row.status != VersionStatus.WRITING and row.rows is not None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Callable, Collection
+
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from refresh.catalog import Connection, Table
@@ -10,12 +12,23 @@ from refresh.common.errors import NotFound
 from refresh.runtime import Runtime
 from refresh.sources import Source, build_source
 
+REMOVED_AT_SOURCE = "it was removed at the source"
+GONE_AT_SOURCE = "it no longer exists at the source"
+
 
 def load_connection(session: Session, connection_id: str) -> Connection:
     row = session.get(Connection, connection_id)
     if row is None:
         raise NotFound(f"Connection '{connection_id}' not found")
     return row
+
+
+def table_not_found(
+    connection_id: str, schema_name: str, table_name: str, why: str = ""
+) -> NotFound:
+    """The one wording of a table the request names but the catalog or the source lacks."""
+    message = f"table not found: {schema_name}.{table_name} (connection {connection_id})"
+    return NotFound(f"{message}; {why}" if why else message)
 
 
 def load_table(
@@ -34,17 +47,43 @@ def load_table(
         query = query.options(selectinload(Table.versions))
     row = session.scalars(query).one_or_none()
     if row is None:
-        raise NotFound(f"table not found: {schema_name}.{table_name} (connection {connection_id})")
+        raise table_not_found(connection_id, schema_name, table_name)
     return row
 
 
-def open_source(rt: Runtime, connection: Connection) -> Source:
-    """The source with its password decrypted; the plain password lives only in this object."""
-    password = rt.secrets.decrypt(connection.secret) if connection.secret else None
-    return build_source(
-        connection.source_type,
-        connection.config,
-        password,
-        rt.settings.source_connect_timeout_seconds,
-        rt.settings.source_read_streams,
+def load_tables(
+    session: Session, connection_id: str, names: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], Table]:
+    """The catalog rows of the named tables of a connection that exist, by (schema, table)."""
+    if not names:
+        return {}
+    rows = session.scalars(
+        select(Table).where(
+            Table.connection_id == connection_id,
+            tuple_(Table.schema_name, Table.table_name).in_(list(names)),
+        )
     )
+    return {(row.schema_name, row.table_name): row for row in rows}
+
+
+def source_opener(rt: Runtime, connection: Connection) -> Callable[[], Source]:
+    """Builds sources of the connection, its password decrypted once; the plain password lives
+    only in this closure and the sources it builds."""
+    password = rt.secrets.decrypt(connection.secret) if connection.secret else None
+    source_type, config = connection.source_type, connection.config
+    settings = rt.settings
+
+    def open_source() -> Source:
+        return build_source(
+            source_type,
+            config,
+            password,
+            settings.source_connect_timeout_seconds,
+            settings.source_read_streams,
+        )
+
+    return open_source
+
+
+def open_source(rt: Runtime, connection: Connection) -> Source:
+    return source_opener(rt, connection)()

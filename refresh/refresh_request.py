@@ -4,6 +4,7 @@ whether it runs in the request or as a job."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from refresh.common.errors import InvalidRequest
@@ -78,10 +79,12 @@ def resolve_mode(rt: Runtime, request: RefreshRequest) -> Mode:
 
 
 def execution(mode: Mode, run_async: bool | None) -> Execution:
-    """The one rule for where a request runs: modes 1-3 in the request, mode 4 as a job, unless
-    ``async`` says otherwise. Mode 4 needs its per-table jobs whatever ``async`` says (they keep
-    the per-connection cap), so ``async: false`` makes the request wait for them."""
-    if mode is Mode.CONNECTION_DATA:
+    """The one rule for where a request runs: its mode's default unless ``async`` says otherwise.
+
+    Mode 4 needs its batch jobs whatever ``async`` says (they keep the per-connection cap), so
+    ``async: false`` makes the request wait for them.
+    """
+    if RUNNERS[mode] is None:
         return Execution.AWAITED_JOB if run_async is False else Execution.JOB
     return Execution.JOB if run_async else Execution.INLINE
 
@@ -99,19 +102,35 @@ def _mode(request: RefreshRequest) -> Mode:
 def run_refresh(
     rt: Runtime, request: RefreshRequest, mode: Mode, job_id: str | None = None
 ) -> RefreshResult:
-    """Carry out a validated request of modes 1-3 here (the request's thread or its job).
+    """Carry out a validated request of a mode that runs in one call (the request's thread or its
+    job). Mode 4 never runs here: it is a job of batch jobs (``workers.tasks``)."""
+    run = RUNNERS[mode]
+    if run is None:
+        raise AssertionError(f"{mode.value} runs as batch jobs, not in one call")
+    return run(rt, request, job_id)
 
-    Mode 4 is never run here: it is one job per table (``workers.tasks``).
-    """
-    if mode is Mode.ALL_SCHEMAS:
-        return refresh_all_schemas(rt)
+
+Runner = Callable[[Runtime, RefreshRequest, "str | None"], RefreshResult]
+
+
+def _table_data(rt: Runtime, request: RefreshRequest, job_id: str | None) -> RefreshResult:
     assert request.connection_id is not None
-    if mode is Mode.CONNECTION_SCHEMA:
-        return refresh_connection_schema(rt, request.connection_id)
-    if mode is Mode.TABLE_DATA:
-        assert request.schema_name is not None
-        assert request.table_name is not None
-        return refresh_table(
-            rt, request.connection_id, request.schema_name, request.table_name, job_id=job_id
-        )
-    raise AssertionError(f"{mode.value} runs as one job per table, not in one call")
+    assert request.schema_name is not None
+    assert request.table_name is not None
+    return refresh_table(
+        rt, request.connection_id, request.schema_name, request.table_name, job_id=job_id
+    )
+
+
+# How each mode runs in one call (in the request, or as its one job); None: only as jobs. Every
+# layer looks the mode up in one table of its own, keyed by ``Mode``: this one, the job queue's
+# (which job function: ``workers.runner``) and the API's (which response schema:
+# ``refresh.api.refresh_routes``).
+RUNNERS: dict[Mode, Runner | None] = {
+    Mode.ALL_SCHEMAS: lambda rt, request, job_id: refresh_all_schemas(rt),
+    Mode.CONNECTION_SCHEMA: lambda rt, request, job_id: refresh_connection_schema(
+        rt, request.connection_id or ""
+    ),
+    Mode.TABLE_DATA: _table_data,
+    Mode.CONNECTION_DATA: None,
+}

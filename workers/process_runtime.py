@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from config import load_settings
 from refresh.runtime import Runtime
 
+# Set in a work horse whose worker is shutting down (SIGTERM): a batch starts no further table.
+shutdown_requested = threading.Event()
 _bound = threading.local()
 _built: dict[int, Runtime] = {}  # by process id: a forked child never uses its parent's
 

@@ -63,11 +63,11 @@ class RQJobQueue:
 
     def submit(self, request: RefreshRequest, mode: Mode, body: Mapping[str, Any]) -> Job:
         job_id = str(uuid.uuid4())
-        function, args = _call(job_id, request, mode)
+        function, arguments = _JOBS[mode]
         with _reachable():
             queued = self._queue.enqueue_call(
                 function,
-                args=args,
+                kwargs=arguments(request),
                 job_id=job_id,
                 meta={"request": dict(body), "mode": mode.name},
                 **tasks.job_options(self._settings),
@@ -129,14 +129,26 @@ class RQJobQueue:
             return None
 
 
-def _call(job_id: str, request: RefreshRequest, mode: Mode) -> tuple[Callable[..., Any], tuple]:
-    """The job function of each mode, with ids and names only as arguments."""
-    if mode is Mode.CONNECTION_DATA:
-        return tasks.refresh_connection, (request.connection_id, request.include_uncached)
-    if mode is Mode.TABLE_DATA:
-        names = (request.connection_id, request.schema_name, request.table_name)
-        return tasks.refresh_table, (job_id, *names)
-    return tasks.refresh_schemas, (request.connection_id,)
+# The job function of each mode, and its keyword arguments: ids and names only.
+_JOBS: dict[Mode, tuple[Callable[..., Any], Callable[[RefreshRequest], dict[str, Any]]]] = {
+    Mode.ALL_SCHEMAS: (tasks.refresh_all_schemas, lambda r: {}),
+    Mode.CONNECTION_SCHEMA: (
+        tasks.refresh_connection_schema,
+        lambda r: {"connection_id": r.connection_id},
+    ),
+    Mode.TABLE_DATA: (
+        tasks.refresh_table,
+        lambda r: {
+            "connection_id": r.connection_id,
+            "schema_name": r.schema_name,
+            "table_name": r.table_name,
+        },
+    ),
+    Mode.CONNECTION_DATA: (
+        tasks.refresh_connection,
+        lambda r: {"connection_id": r.connection_id, "include_uncached": r.include_uncached},
+    ),
+}
 
 
 def _status(job: RQJob) -> JobStatus:

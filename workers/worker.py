@@ -25,6 +25,7 @@ from sqlalchemy.orm import configure_mappers
 import workers.tasks  # noqa: F401 (loaded once, before the work horses fork)
 from refresh.common.errors import Interrupted
 from refresh.sources import SOURCE_TYPES, source_class
+from workers.process_runtime import shutdown_requested
 from workers.time_limits import TimeLimit
 
 for _source_type in SOURCE_TYPES:
@@ -40,6 +41,12 @@ class RefreshWorker(HerokuWorker):
     death_penalty_class = TimeLimit
     # Within Heroku's 30 s between SIGTERM and SIGKILL, with room to record the failure.
     imminent_shutdown_delay = 10
+
+    def request_stop_sigrtmin(self, signum: int, frame: FrameType | None) -> None:
+        """The worker is stopping: a batch starts no further table (its job runs again for
+        them elsewhere), and the tables in progress get the grace period to finish."""
+        shutdown_requested.set()
+        super().request_stop_sigrtmin(signum, frame)
 
     def request_force_stop_sigrtmin(self, signum: int, frame: FrameType | None) -> None:
         self.log.warning("shutting down: interrupting the running job")

@@ -1,7 +1,8 @@
 """The catalog database: models, engine and sessions."""
 
-from refresh.catalog.database import Catalog
+from refresh.catalog.database import Catalog, PinnedCatalog, insert_ignoring
 from refresh.catalog.models import (
+    ONE_WRITER,
     Base,
     Connection,
     PendingDeletion,
@@ -12,12 +13,15 @@ from refresh.catalog.models import (
 )
 
 __all__ = [
+    "ONE_WRITER",
     "Base",
     "Catalog",
     "Connection",
     "PendingDeletion",
+    "PinnedCatalog",
     "Table",
     "TableVersion",
     "VersionStatus",
+    "insert_ignoring",
     "utcnow",
 ]

@@ -8,10 +8,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.dml import Insert
 
 from refresh.common.errors import ServiceUnavailable
 
@@ -27,11 +29,21 @@ TCP_USER_TIMEOUT_MS = 30_000
 
 
 class Catalog:
-    """One engine per process; every unit of work is one short transaction from ``session()``."""
+    """One engine per process; every unit of work is one short transaction.
+
+    ``session()`` is the ORM's; ``transaction()`` and ``statements()`` are plain SQLAlchemy Core
+    on a connection, for the few statements every table of a refresh runs, where the ORM's own
+    work per statement costs more than the statement.
+    """
 
     def __init__(self, database_url: str) -> None:
         self.engine = _create_engine(database_url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._autocommit = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.engine.dialect.name == "postgresql"
+            else self.engine  # SQLite: one short transaction per block, as cheap in-process
+        )
 
     @property
     def dialect(self) -> str:
@@ -44,15 +56,25 @@ class Catalog:
         A catalog that cannot be reached (or a SQLite file locked past its busy timeout) raises
         ``ServiceUnavailable``: the request may succeed later, and is not the service's bug.
         """
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except OperationalError as error:
-            # The driver's words go to the log only: they name the catalog's host and user.
-            log.error("the catalog database failed: %s", error.orig)
-            raise ServiceUnavailable(
-                "the catalog database is unavailable right now; the service log has the details"
-            ) from error
+        with _available(), self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A Core transaction, committed when the block ends; errors as ``session()``."""
+        with _available(), self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def statements(self) -> Iterator[Connection]:
+        """A Core connection whose every statement commits at once (PostgreSQL), for statements
+        that stand alone: no BEGIN, no separate COMMIT, one round trip each."""
+        with _available(), self._autocommit.begin() as connection:
+            yield connection
+
+    def pinned(self) -> PinnedCatalog:
+        """A view of the catalog for one thread that runs many short units of work in a row."""
+        return PinnedCatalog(self)
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
@@ -60,6 +82,70 @@ class Catalog:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class PinnedCatalog(Catalog):
+    """The catalog as one thread of a batch uses it, table after table: ``transaction()`` and
+    ``statements()`` reuse a connection each, checked out on first use and kept until
+    ``close()``, instead of taking one from the pool (and pinging it) for every unit of work.
+    A connection that failed is dropped; the next unit of work takes a fresh one.
+    """
+
+    def __init__(self, catalog: Catalog) -> None:  # shares the engine; no super().__init__
+        self.engine = catalog.engine
+        self._sessions = catalog._sessions
+        self._autocommit = catalog._autocommit
+        self._kept: dict[Engine, Connection] = {}
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self._kept_connection(self.engine) as connection:
+            yield connection
+
+    @contextmanager
+    def statements(self) -> Iterator[Connection]:
+        with self._kept_connection(self._autocommit) as connection:
+            yield connection
+
+    @contextmanager
+    def _kept_connection(self, engine: Engine) -> Iterator[Connection]:
+        with _available():
+            connection = self._kept.pop(engine, None) or engine.connect()
+            try:
+                with connection.begin():
+                    yield connection
+            except BaseException:
+                connection.close()
+                raise
+            self._kept[engine] = connection
+
+    def close(self) -> None:
+        for connection in self._kept.values():
+            connection.close()
+        self._kept.clear()
+
+
+@contextmanager
+def _available() -> Iterator[None]:
+    try:
+        yield
+    except OperationalError as error:
+        # The driver's words go to the log only: they name the catalog's host and user.
+        log.error("the catalog database failed: %s", error.orig)
+        raise ServiceUnavailable(
+            "the catalog database is unavailable right now; the service log has the details"
+        ) from error
+
+
+def insert_ignoring(
+    bind: Session | Connection, model: type[DeclarativeBase], **conflict: Any
+) -> Insert:
+    """An INSERT of ``model`` that skips the rows colliding on the unique index ``conflict``
+    names (``index_elements``, and ``index_where`` for a partial one), in the dialect of the
+    session or connection: both backends spell it ``ON CONFLICT DO NOTHING``."""
+    engine = bind.get_bind() if isinstance(bind, Session) else bind
+    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    return insert(model).on_conflict_do_nothing(**conflict)
 
 
 def _create_engine(database_url: str) -> Engine:

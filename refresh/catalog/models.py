@@ -42,6 +42,8 @@ class VersionStatus(enum.StrEnum):
 
 
 VERSION_STATUSES = tuple(VersionStatus)
+# The rows of the partial unique index that allows one writer per table (``refresh.versions``).
+ONE_WRITER = text(f"status = '{VersionStatus.WRITING}'")
 
 
 def utcnow() -> datetime:
@@ -152,8 +154,8 @@ class TableVersion(Base):
             "uq_table_versions_one_writer",
             "table_id",
             unique=True,
-            sqlite_where=text(f"status = '{VersionStatus.WRITING}'"),
-            postgresql_where=text(f"status = '{VersionStatus.WRITING}'"),
+            sqlite_where=ONE_WRITER,
+            postgresql_where=ONE_WRITER,
         ),
         Index("ix_table_versions_table_id_started_at", "table_id", "started_at"),
         # A deletion marks the version of its path. Hash, not B-tree: a URL may outgrow a B-tree

@@ -65,9 +65,10 @@ def write_parquet(batches: Iterable[pa.RecordBatch], path: Path, schema: pa.Sche
 
 
 def _open(path: Path, schema: pa.Schema, sample: pa.Table) -> pq.ParquetWriter:
-    return pq.ParquetWriter(
-        path, schema, compression="zstd", use_dictionary=_dictionary_columns(sample)
-    )
+    # A file of one small group (a small table, most of a connection's) is written with the
+    # writer's own choice: there, choosing costs more than it saves.
+    dictionary = sample.num_rows <= DICTIONARY_PROBE_ROWS or _dictionary_columns(sample)
+    return pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=dictionary)
 
 
 def _dictionary_columns(sample: pa.Table) -> list[str]:
@@ -84,10 +85,7 @@ def _dictionary_columns(sample: pa.Table) -> list[str]:
         name
         for name, column in zip(sample.column_names, sample.columns, strict=True)
         if not pa.types.is_boolean(column.type)
-        and (
-            sample.num_rows <= DICTIONARY_PROBE_ROWS
-            or pc.count_distinct(column.slice(0, DICTIONARY_PROBE_ROWS)).as_py()
-            <= DICTIONARY_PROBE_MAX_DISTINCT
-        )
+        and pc.count_distinct(column.slice(0, DICTIONARY_PROBE_ROWS)).as_py()
+        <= DICTIONARY_PROBE_MAX_DISTINCT
         and pc.count_distinct(column).as_py() <= limit
     ]

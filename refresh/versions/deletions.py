@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Text,
     and_,
     delete,
@@ -35,16 +36,20 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from refresh.catalog import PendingDeletion, Table, TableVersion, VersionStatus, utcnow
+from refresh.catalog import (
+    PendingDeletion,
+    Table,
+    TableVersion,
+    VersionStatus,
+    insert_ignoring,
+    utcnow,
+)
 from refresh.runtime import Runtime
 from refresh.storage import StorageError
 
 log = logging.getLogger(__name__)
-
-_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 BATCH_SIZE = 100
 # How long a claim holds: far longer than a batch of deletions takes. A processor stops taking
@@ -60,7 +65,22 @@ _SQLITE_REGEX = re.compile("".join(r"\d" if c == "9" else re.escape(c) for c in 
 _SQLITE_GLOB = "".join("[0-9]" if c == "9" else c for c in _SQLITE_SHAPE)
 
 
-def schedule_deletions(session: Session, paths: Iterable[str], delete_after: datetime) -> None:
+def retire(rt: Runtime, session: Session | Connection, paths: Iterable[str]) -> None:
+    """Queue the directories of versions that stopped being current (replaced, uncached, their
+    connection deleted, or orphaned): a reader that resolved one just before keeps a readable
+    copy for ``DELETION_GRACE_SECONDS``."""
+    grace = timedelta(seconds=rt.settings.deletion_grace_seconds)
+    schedule_deletions(session, paths, delete_after=utcnow() + grace)
+
+
+def queue_now(session: Session | Connection, paths: Iterable[str]) -> None:
+    """Queue directories no reader was ever given (a failed or abandoned write): due at once."""
+    schedule_deletions(session, paths, delete_after=utcnow())
+
+
+def schedule_deletions(
+    session: Session | Connection, paths: Iterable[str], delete_after: datetime
+) -> None:
     """Queue each path once: a path already queued keeps its row and its retry count."""
     now = utcnow()
     rows = [
@@ -69,11 +89,7 @@ def schedule_deletions(session: Session, paths: Iterable[str], delete_after: dat
     ]
     if not rows:
         return
-    insert = _INSERT[session.get_bind().dialect.name]
-    session.execute(
-        insert(PendingDeletion).on_conflict_do_nothing(index_elements=["path"]),
-        rows,
-    )
+    session.execute(insert_ignoring(session, PendingDeletion, index_elements=["path"]), rows)
 
 
 @dataclass

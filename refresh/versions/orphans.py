@@ -21,7 +21,7 @@ from sqlalchemy import select
 from refresh.catalog import PendingDeletion, Table, TableVersion, VersionStatus, utcnow
 from refresh.runtime import Runtime
 from refresh.versions.claims import end_stale_claims
-from refresh.versions.deletions import schedule_deletions
+from refresh.versions.deletions import retire
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,8 @@ def sweep_orphans(rt: Runtime) -> SweepResult:
     referenced = _referenced(rt)
     orphans = [url for url in old if url not in referenced]
     if orphans:
-        grace = timedelta(seconds=rt.settings.deletion_grace_seconds)
         with rt.catalog.session() as session:
-            schedule_deletions(session, orphans, delete_after=now + grace)
+            retire(rt, session, orphans)
         for url in orphans:
             log.warning("orphaned version directory %s queued for deletion", url)
     aborted = rt.storage.abort_incomplete_uploads(initiated_before=cutoff)

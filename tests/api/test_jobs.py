@@ -26,6 +26,7 @@ from tests.support.api import (
     table_info,
     wait_for_job,
 )
+from tests.support.overlaps import TABLES, overlapping_tables, refresh_overlapping
 from tests.support.services import Database, PostgresServer
 
 ROWS = {"a": 10, "b": 20, "c": 30}
@@ -76,6 +77,18 @@ def test_connection_refresh_is_a_job_over_the_cached_tables(
     assert versions(client, "a") == ["current", "superseded"]
     assert versions(client, "b") == ["current", "superseded"]
     assert versions(client, "c") == []
+
+
+def test_overlapping_refreshes_join_each_other_instead_of_failing(
+    app: Flask, client: FlaskClient, postgres: PostgresServer, pg_source: Database
+) -> None:
+    overlapping_tables(client, postgres, pg_source)
+    jobs, inline = refresh_overlapping(app, client)
+
+    assert [job["status"] for job in jobs] == ["finished"] * len(jobs)
+    assert [job["result"]["errors"] for job in jobs] == [[]] * len(jobs)
+    assert {job["result"]["tables_refreshed"] for job in jobs} == {len(TABLES)}
+    assert set(inline) <= {200, 409}  # an inline request waits for a bounded time only
 
 
 def test_include_uncached_refreshes_every_table(client: FlaskClient, shop: Database) -> None:

@@ -16,7 +16,7 @@ import subprocess
 import sysconfig
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,9 @@ from tests.support.paths import ROOT
 from tests.support.services import unavailable
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+# The worker tests' PARALLEL_REFRESH_COUNT: two tables of a connection at most in flight, so that
+# with three workers the cap is what limits.
+CAP = 2
 _LOCK = "refresh-tests:database:{}"
 _LOCK_SECONDS = 6 * 3600
 STOP_TIMEOUT_SECONDS = 30
@@ -131,6 +134,10 @@ def running(
     finally:
         for process in started:
             process.stop()
+
+
+# ``workers(n, *extra_flags)``: n worker processes with the Procfile's command (tests/workers).
+StartWorkers = Callable[..., AbstractContextManager[list[Process]]]
 
 
 def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:

@@ -9,10 +9,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.backends import Backend, S3Backend
-from tests.support.workers import Process, RedisDatabase, procfile_command, running
-
-# Two tables of a connection at most in flight: with three workers, the cap is what limits.
-CAP = 2
+from tests.support.workers import (
+    CAP,
+    Process,
+    RedisDatabase,
+    StartWorkers,
+    procfile_command,
+    running,
+)
 
 
 @pytest.fixture
@@ -28,9 +32,6 @@ def environ(
         "REDIS_URL": redis_database.url,
         "PARALLEL_REFRESH_COUNT": str(CAP),
     }
-
-
-StartWorkers = Callable[..., AbstractContextManager[list[Process]]]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from refresh.runtime import Runtime
 from tests.support.backends import Backend
 from tests.support.services import Database, PostgresServer
 from tests.support.web import get, post, run_gunicorn
-from tests.workers.conftest import StartWorkers
+from tests.support.workers import StartWorkers
 
 TABLES = {"orders": 5000, "customers": 300, "products": 40}
 

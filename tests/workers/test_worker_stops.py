@@ -14,8 +14,7 @@ from flask.testing import FlaskClient
 from tests.support.api import refresh, register, submit, table_info, wait_for_job
 from tests.support.backends import Backend
 from tests.support.services import Database, PostgresServer
-from tests.support.workers import wait_until
-from tests.workers.conftest import StartWorkers
+from tests.support.workers import StartWorkers, wait_until
 
 TABLE = {"connection_id": "src", "schema_name": "public", "table_name": "t", "data": True}
 

@@ -1,0 +1,224 @@
+"""How a claimed version ends: published by compare-and-set, or failed; and how a current version
+stops being current when its cache is dropped.
+
+Publishing swaps ``tables.current_path`` to the new directory in the same transaction that marks
+the version ``current``, the previous one ``superseded``, and queues the previous directory for
+deletion after the grace period, so a reader that resolves ``current_path`` at any moment reads one
+complete version.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, String, bindparam, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from refresh.catalog import Table, TableVersion, VersionStatus, utcnow
+from refresh.common.errors import Conflict, RefreshError, public_message
+from refresh.runtime import Runtime
+from refresh.storage import CacheWriteHandle, StorageError
+from refresh.versions.claims import Claim
+from refresh.versions.deletions import queue_now, retire
+
+log = logging.getLogger(__name__)
+
+TAKEN_OVER = (
+    "this refresh made no progress for too long and its claim was taken over by another "
+    "refresh; nothing was published"
+)
+CHANGED = (
+    "the table's cache was changed by another operation during the refresh (dropped, or its "
+    "connection deleted); nothing was published"
+)
+
+
+@dataclass(frozen=True)
+class Written:
+    """A version written and stored under its claim, ready to become current."""
+
+    claim: Claim
+    schema_name: str
+    table_name: str
+    url: str
+    rows: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Published:
+    warnings: tuple[dict[str, str], ...] = ()
+
+
+def publish(rt: Runtime, written: Written) -> Published:
+    """Make the written version current; raises ``Conflict`` when it may not.
+
+    The claim must still be intact (one that went stale may have been taken over, its directory
+    queued for deletion, and a newer version published since), and the table must still be at
+    the version it was at when claimed. The previous directory is queued for deletion after the
+    grace period in the same transaction; when queueing it fails, the swap is made without it and
+    the refresh succeeds with a warning (the orphan sweep finds the directory later).
+    """
+    previous = written.claim.base_path
+    try:
+        with rt.catalog.transaction() as connection:
+            _swap(connection, written)
+            if previous is not None:
+                retire(rt, connection, [previous])
+        return Published()
+    except DBAPIError as error:
+        if previous is None:
+            raise
+        reason = str(error.orig) if error.orig is not None else str(error)
+    log.warning("could not queue %s for deletion: %s", previous, reason)
+    with rt.catalog.transaction() as connection:
+        _swap(connection, written)
+    message = f"Failed to schedule deletion of old cache: {reason}"
+    warning = {
+        "schema_name": written.schema_name,
+        "table_name": written.table_name,
+        "message": message,
+    }
+    return Published((warning,))
+
+
+def _swap(connection: Connection, written: Written) -> None:
+    claim = written.claim
+    now = utcnow()
+    ours = connection.execute(
+        _MAKE_CURRENT,
+        {
+            "version_id": claim.version_id,
+            "new_path": written.url,
+            "new_rows": written.rows,
+            "new_bytes": written.bytes,
+            "now": now,
+        },
+    )
+    if ours.rowcount != 1:
+        raise Conflict(TAKEN_OVER)
+    swapped = connection.execute(
+        _SWAP_POINTER,
+        {
+            "table_id": claim.table_id,
+            "base_version": claim.base_version,
+            "new_version": claim.version,
+            "new_path": written.url,
+            "new_rows": written.rows,
+            "new_bytes": written.bytes,
+            "now": now,
+        },
+    )
+    if swapped.rowcount != 1:
+        raise Conflict(CHANGED)
+    connection.execute(_SUPERSEDE, {"of_table": claim.table_id, "version_id": claim.version_id})
+
+
+# Built once: a refresh runs them for every table, and building a statement costs more Python
+# than running it.
+_NOW = bindparam("now", type_=TableVersion.finished_at.type)
+_MAKE_CURRENT = (
+    update(TableVersion)
+    .where(
+        TableVersion.id == bindparam("version_id"),
+        TableVersion.status == VersionStatus.WRITING,
+    )
+    .values(
+        status=VersionStatus.CURRENT,
+        path=bindparam("new_path"),
+        rows=bindparam("new_rows"),
+        bytes=bindparam("new_bytes"),
+        finished_at=_NOW,
+        heartbeat_at=None,
+    )
+)
+_SWAP_POINTER = (
+    update(Table)
+    .where(
+        Table.id == bindparam("table_id"),
+        Table.current_version.is_not_distinct_from(bindparam("base_version", type_=String)),
+    )
+    .values(
+        current_version=bindparam("new_version"),
+        current_path=bindparam("new_path"),
+        row_count=bindparam("new_rows"),
+        size_bytes=bindparam("new_bytes"),
+        last_sync=_NOW,
+    )
+)
+_SUPERSEDE = (
+    update(TableVersion)
+    .where(
+        TableVersion.table_id == bindparam("of_table"),
+        TableVersion.status == VersionStatus.CURRENT,
+        TableVersion.id != bindparam("version_id"),
+    )
+    .values(status=VersionStatus.SUPERSEDED)
+)
+_FAIL = (
+    update(TableVersion)
+    .where(
+        TableVersion.id == bindparam("version_id"),
+        TableVersion.status == VersionStatus.WRITING,  # not if taken over meanwhile
+    )
+    .values(
+        status=VersionStatus.FAILED,
+        error=bindparam("reason"),
+        finished_at=_NOW,
+        heartbeat_at=None,
+    )
+)
+
+
+def fail(rt: Runtime, claim: Claim, handle: CacheWriteHandle, error: BaseException) -> None:
+    """Leave the previous version current, record why, and remove (or queue) what was written."""
+    discard(rt, handle)
+    try:
+        with rt.catalog.statements() as connection:
+            connection.execute(
+                _FAIL,
+                {"version_id": claim.version_id, "reason": public_message(error), "now": utcnow()},
+            )
+    except RefreshError:
+        # The claim goes stale and the next refresh takes it over, queueing the directory.
+        log.exception("could not record the failure of table version %s", claim.version_id)
+
+
+def discard(rt: Runtime, handle: CacheWriteHandle) -> None:
+    """Remove what the handle wrote at once, or queue it for the deletion sweep."""
+    try:
+        rt.storage.abort_cache_write(handle)
+    except StorageError:
+        log.warning("could not remove %s; queued for deletion", handle.url, exc_info=True)
+        with rt.catalog.session() as session:
+            queue_now(session, [handle.url])
+
+
+def uncache(rt: Runtime, session: Session, table_ids: Sequence[int]) -> None:
+    """Drop the tables' caches: uncached, their current versions superseded, every directory of
+    theirs but those a refresh is still writing queued after the grace period, like after a swap.
+    A refresh in progress then fails its compare-and-set and removes its own directory."""
+    if not table_ids:
+        return
+    paths = session.scalars(
+        select(TableVersion.path).where(
+            TableVersion.table_id.in_(table_ids),
+            TableVersion.status.not_in((VersionStatus.WRITING, VersionStatus.DELETED)),
+        )
+    ).all()
+    session.execute(
+        update(Table)
+        .where(Table.id.in_(table_ids))
+        .values(current_version=None, current_path=None, row_count=None, size_bytes=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(TableVersion)
+        .where(TableVersion.table_id.in_(table_ids), TableVersion.status == VersionStatus.CURRENT)
+        .values(status=VersionStatus.SUPERSEDED)
+        .execution_options(synchronize_session=False)
+    )
+    retire(rt, session, paths)
