@@ -24,6 +24,7 @@ Redis cannot take.
 
 from __future__ import annotations
 
+import os
 from types import FrameType
 from typing import Any
 
@@ -95,9 +96,10 @@ class RefreshWorker(HerokuWorker):
             pipeline.execute()
 
     def _who(self) -> str:
-        """How the retry lines name the process: the worker, or its work horse."""
+        """How the retry lines name the process: the worker, or its work horse (no Redis call:
+        this runs while Redis is down)."""
         if self.is_horse:
-            return f"Worker {self.name}, job {self.get_current_job_id()}"
+            return f"Worker {self.name}, work horse {os.getpid()}"
         return f"Worker {self.name}"
 
     # Stopping (SIGTERM): nothing waits for Redis any more, the dyno manager kills in 30 s
