@@ -58,7 +58,9 @@ def main() -> None:
             for label, (worker_class, longest_wait) in WORKERS.items():
                 command = procfile_command("worker")
                 command[command.index("-w") + 1] = worker_class
-                with running(1, command, environ, root) as (worker,):
+                logs = root / worker_class  # each worker's log of its own
+                logs.mkdir()
+                with running(1, command, environ, logs) as (worker,):
                     wait_until(lambda: "Listening on" in worker.log(), 60, "no worker started")
                     for outage in args.outages:
                         delays = [
