@@ -154,6 +154,8 @@ class Table(Base):
         lazy="raise",
         viewonly=True,
     )
+    # The table's own settings (None: the defaults); loaded only when asked for.
+    settings: Mapped[TableSettings | None] = relationship(lazy="raise", viewonly=True)
 
 
 class TableVersion(Base):
