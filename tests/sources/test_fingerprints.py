@@ -1,0 +1,141 @@
+"""Change fingerprints and ``check_sql``, run once per source (``Source.fingerprints``,
+``Source.run_check``): every change committed before the check changes the fingerprint, an
+untouched table keeps it.
+
+A fingerprint may be None for a while after a write (statistics or change times settling, see
+docs/decisions.md); ``settled`` polls until the source gives one, so each comparison is between
+two real fingerprints, not "None means changed".
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from refresh.sources import Source, SourceError
+from tests.support.source_kinds import SourceKind
+from tests.support.workers import wait_until
+
+fingerprinted = pytest.mark.parametrize(
+    "kind", ["postgres", "mysql", "sqlite", "duckdb"], indirect=True
+)
+each_source = pytest.mark.parametrize(
+    "kind", ["postgres", "mysql", "sqlite", "duckdb", "sqlalchemy"], indirect=True
+)
+SETTLE_DEADLINE_SECONDS = 60
+
+CHANGES: dict[str, str | None] = {
+    "insert": "INSERT INTO {t} VALUES (4, 'd')",
+    "update": "UPDATE {t} SET v = 'z' WHERE id = 1",
+    "delete": "DELETE FROM {t} WHERE id = 2",
+    "truncate": None,  # the kind's own
+    "add a column": "ALTER TABLE {t} ADD COLUMN w INTEGER",
+    "drop a column": "ALTER TABLE {t} DROP COLUMN v",
+}
+
+
+def make_tables(kind: SourceKind) -> None:
+    for name in ("t", "other"):
+        kind.execute(
+            f"CREATE TABLE {kind.quote(name)} (id INTEGER, v VARCHAR(10))",
+            rows=(
+                f"INSERT INTO {kind.quote(name)} VALUES (?, ?)",
+                [(1, "a"), (2, "b"), (3, "c")],
+            ),
+        )
+
+
+def settled(source: Source, kind: SourceKind, table: str = "t") -> str:
+    """The table's fingerprint, once the source gives one."""
+    key = (kind.schema, table)
+    found: dict[tuple[str, str], str | None] = {}
+
+    def given() -> bool:
+        found.update(source.fingerprints([key]))
+        return found[key] is not None
+
+    wait_until(given, SETTLE_DEADLINE_SECONDS, f"no fingerprint of {key}")
+    fingerprint = found[key]
+    assert fingerprint is not None
+    return fingerprint
+
+
+@fingerprinted
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_a_committed_change_changes_the_fingerprint(kind: SourceKind, change: str) -> None:
+    make_tables(kind)
+    source = kind.source()
+    before = settled(source, kind)
+
+    statement = CHANGES[change] or kind.truncate.replace("{}", "{t}")
+    kind.execute(statement.format(t=kind.quote("t")))
+
+    assert source.fingerprints([(kind.schema, "t")])[kind.schema, "t"] != before
+    assert settled(source, kind) != before
+
+
+@fingerprinted
+def test_an_untouched_table_keeps_its_fingerprint(kind: SourceKind) -> None:
+    make_tables(kind)
+    source = kind.source()
+    first = settled(source, kind)
+
+    assert settled(kind.source(), kind) == first
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql"], indirect=True)
+def test_a_write_to_another_table_keeps_the_fingerprint_of_a_server_table(
+    kind: SourceKind,
+) -> None:
+    make_tables(kind)
+    source = kind.source()
+    first = settled(source, kind)
+    other = settled(source, kind, "other")
+
+    kind.execute(f"INSERT INTO {kind.quote('other')} VALUES (9, 'x')")
+
+    assert settled(source, kind, "other") != other
+    assert settled(source, kind) == first
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql"], indirect=True)
+def test_views_and_missing_tables_of_a_server_have_no_fingerprint(kind: SourceKind) -> None:
+    """(A file's fingerprint is the file's, views included.)"""
+    make_tables(kind)
+    kind.execute(f"CREATE VIEW {kind.quote('view')} AS SELECT id FROM {kind.quote('t')}")
+    keys = [(kind.schema, "view"), (kind.schema, "missing"), (kind.schema, "t")]
+
+    found = kind.source().fingerprints(keys)
+
+    assert found[kind.schema, "view"] is None
+    assert found[kind.schema, "missing"] is None
+    assert set(found) == set(keys)
+
+
+@pytest.mark.parametrize("kind", ["sqlalchemy"], indirect=True)
+def test_a_sqlalchemy_url_has_no_fingerprint(kind: SourceKind) -> None:
+    make_tables(kind)
+    assert kind.source().fingerprints([(kind.schema, "t")]) == {(kind.schema, "t"): None}
+
+
+@each_source
+def test_check_sql_answers_its_one_row(kind: SourceKind) -> None:
+    make_tables(kind)
+    t = f"{kind.quote(kind.schema)}.{kind.quote('t')}"
+    source = kind.source()
+
+    count, largest = source.run_check(f"SELECT count(*), max(id) FROM {t}")
+
+    assert (int(count), int(largest)) == (3, 3)
+    with pytest.raises(SourceError, match="check_sql returned more than one row"):
+        source.run_check(f"SELECT id FROM {t}")
+    with pytest.raises(SourceError, match="check_sql returned no row"):
+        source.run_check(f"SELECT id FROM {t} WHERE id > 10")
+    with pytest.raises(SourceError):
+        source.run_check(f"SELECT count(*) FROM {kind.quote(kind.schema)}.{kind.quote('nope')}")
+
+
+@pytest.mark.parametrize("kind", ["postgres"], indirect=True)
+def test_check_sql_runs_in_a_read_only_transaction(kind: SourceKind) -> None:
+    kind.execute("CREATE SEQUENCE s")
+    with pytest.raises(SourceError, match="read-only transaction"):
+        kind.source().run_check("SELECT nextval('s')")
