@@ -25,7 +25,7 @@ Redis flush) lose no schedule and start no run twice. No ``rq`` here: the job qu
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -73,7 +73,7 @@ def run_schedules(rt: Runtime, jobs: JobQueue, now: datetime | None = None) -> P
     return report
 
 
-def _each(schedule: Schedule, work: Any) -> None:
+def _each(schedule: Schedule, work: Callable[[], None]) -> None:
     try:
         work()
     except RefreshError as error:  # the queue's Redis down: the next pass tries again
