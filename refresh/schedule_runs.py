@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Pass:
-    """What one pass did, for the log and the tests."""
+    """What one pass did, for the scheduler's log."""
 
     started: int = 0
     skipped: int = 0
