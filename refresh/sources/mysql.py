@@ -31,10 +31,13 @@ modified the table commits (to that transaction's start time, in whole seconds, 
 Aria and MyISAM to the data file's modification time. So a table gets no fingerprint (None,
 "changed") when its ``UPDATE_TIME`` is unknown (NULL after a restart, or after InnoDB evicted
 the table from its cache, until the next write), within ``SETTLE_SECONDS`` of now, or, for
-InnoDB, while a transaction is open that started before the second after ``UPDATE_TIME``
-(committing later, it could set the same second again). Other engines, views, and InnoDB names
-with characters beyond letters, digits and ``_`` (InnoDB stores those encoded) get none either;
-so do all InnoDB tables when the user may not read ``INNODB_TRX`` (PROCESS privilege).
+InnoDB, while a transaction is open that started in the second of ``UPDATE_TIME`` (committing
+later, it would set that same second again; one started at another second sets another).
+Other engines, views, and InnoDB names with characters beyond letters, digits and ``_`` (InnoDB
+stores those encoded) get none either; so do all InnoDB tables when the user may not read
+``INNODB_TRX`` (PROCESS privilege). That view is a cache which MariaDB refreshes only when it
+has not been read for 0.1 s: a tool polling it faster than that keeps it stale (and may hide a
+transaction begun meanwhile).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterator
 from contextlib import closing, contextmanager, suppress
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -151,8 +155,9 @@ ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION
 # MariaDB's dictionary view, then MySQL 8's.
 _INNODB_TABLES = ("INNODB_SYS_TABLES", "INNODB_TABLES")
 _INNODB_SQL = """
-SELECT NOW(), (SELECT MIN(trx_started) FROM information_schema.INNODB_TRX
-               WHERE trx_mysql_thread_id <> CONNECTION_ID()),
+SELECT NOW(),
+       (SELECT JSON_ARRAYAGG(DISTINCT CAST(trx_started AS CHAR))
+        FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id <> CONNECTION_ID()),
        (SELECT JSON_ARRAYAGG(JSON_ARRAY(NAME, TABLE_ID)) FROM information_schema.{view}
         WHERE NAME IN %(names)s)
 """
@@ -279,7 +284,7 @@ class MySQLSource(Source):
                 columns[schema, table].append(list(column))
             names = [f"{schema}/{table}" for schema, table in found] or [""]
             innodb = self._innodb(cursor, names)
-        now, oldest_transaction, table_ids = innodb
+        now, open_since, table_ids = innodb
         for key, (_, _, table_type, engine, created, updated) in found.items():
             if key not in result or table_type != "BASE TABLE":
                 continue  # information_schema compares names case-insensitively
@@ -292,9 +297,7 @@ class MySQLSource(Source):
                 table_id = table_ids.get(f"{key[0]}/{key[1]}")
                 if not all(_PLAIN_NAME.fullmatch(name) for name in key) or table_id is None:
                     continue
-                if oldest_transaction is not None and (
-                    (oldest_transaction - updated).total_seconds() < 1
-                ):
+                if str(updated) in open_since:
                     continue
             parts = [engine, str(created), str(updated), table_id, columns[key]]
             digest = hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
@@ -303,18 +306,19 @@ class MySQLSource(Source):
 
     def _innodb(
         self, cursor: pymysql.cursors.Cursor, names: list[str]
-    ) -> tuple[object, object, dict[str, int]]:
-        """The server's time, the start of its oldest open transaction but ours, and the InnoDB
-        ids of the tables ``names`` (``schema/table``); no time at all (no fingerprints) when
-        the user may not read InnoDB's views."""
+    ) -> tuple[datetime | None, set[str], dict[str, int]]:
+        """The server's time, the start times (whole seconds, as text) of its open transactions
+        but ours, and the InnoDB ids of the tables ``names`` (``schema/table``); no time at all
+        (no fingerprints) when the user may not read InnoDB's views."""
         for view in _INNODB_TABLES:
             try:
                 cursor.execute(_INNODB_SQL.format(view=view), {"names": names})
             except pymysql.MySQLError:
                 continue
-            now, oldest, ids = cursor.fetchone()
-            return now, oldest, {name: table_id for name, table_id in json.loads(ids or "[]")}
-        return None, None, {}
+            now, started, ids = cursor.fetchone()
+            table_ids = {name: table_id for name, table_id in json.loads(ids or "[]")}
+            return now, set(json.loads(started or "[]")), table_ids
+        return None, set(), {}
 
     def run_check(self, sql: str) -> tuple[object, ...]:
         self._stopper.check()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from refresh.sources import Source, SourceError
+from tests.support.services import Database, MariaDBServer
 from tests.support.source_kinds import SourceKind
 from tests.support.workers import wait_until
 
@@ -22,6 +23,9 @@ each_source = pytest.mark.parametrize(
     "kind", ["postgres", "mysql", "sqlite", "duckdb", "sqlalchemy"], indirect=True
 )
 SETTLE_DEADLINE_SECONDS = 60
+# MariaDB refreshes its INNODB_TRX view only once nobody has read it for 0.1 s: polled faster,
+# the MySQL fingerprint would keep seeing a transaction long ended.
+POLL_SECONDS = 0.25
 
 CHANGES: dict[str, str | None] = {
     "insert": "INSERT INTO {t} VALUES (4, 'd')",
@@ -53,7 +57,7 @@ def settled(source: Source, kind: SourceKind, table: str = "t") -> str:
         found.update(source.fingerprints([key]))
         return found[key] is not None
 
-    wait_until(given, SETTLE_DEADLINE_SECONDS, f"no fingerprint of {key}")
+    wait_until(given, SETTLE_DEADLINE_SECONDS, f"no fingerprint of {key}", POLL_SECONDS)
     fingerprint = found[key]
     assert fingerprint is not None
     return fingerprint
@@ -139,3 +143,44 @@ def test_check_sql_runs_in_a_read_only_transaction(kind: SourceKind) -> None:
     kind.execute("CREATE SEQUENCE s")
     with pytest.raises(SourceError, match="read-only transaction"):
         kind.source().run_check("SELECT nextval('s')")
+
+
+@pytest.mark.parametrize("kind", ["mysql"], indirect=True)
+def test_an_open_transaction_of_the_same_second_holds_an_innodb_fingerprint_back(
+    kind: SourceKind, mariadb: MariaDBServer, mysql_source: Database
+) -> None:
+    """InnoDB stamps ``UPDATE_TIME`` with the committing transaction's start second: one begun in
+    the second of the last write could commit that same stamp later, with rows changed."""
+    make_tables(kind)
+    source = kind.source()
+    key = (kind.schema, "t")
+    with mariadb.connect(mysql_source) as writer, mariadb.connect(mysql_source) as pending:
+        writes = writer.cursor()
+        for _ in range(10):  # until both transactions begin in the same second
+            with pending.cursor() as cursor:
+                cursor.execute("ROLLBACK")
+                cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            writes.execute("INSERT INTO t VALUES (5, 'e')")
+            writes.execute(
+                "SELECT t.UPDATE_TIME = x.trx_started FROM information_schema.TABLES t "
+                "JOIN information_schema.INNODB_TRX x ON x.trx_mysql_thread_id = %s "
+                "WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_NAME = 't'",
+                (pending.thread_id(),),
+            )
+            [(same_second,)] = writes.fetchall()
+            if same_second:
+                break
+        assert same_second, "never began both transactions in one second"
+
+        def write_is_old() -> bool:
+            writes.execute(
+                "SELECT NOW() >= UPDATE_TIME + INTERVAL 3 SECOND FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't'"
+            )
+            return bool(writes.fetchone()[0])
+
+        wait_until(write_is_old, SETTLE_DEADLINE_SECONDS, "the write never got old", POLL_SECONDS)
+        assert source.fingerprints([key]) == {key: None}
+
+        pending.rollback()
+    assert settled(source, kind)
