@@ -11,8 +11,10 @@ from croniter import croniter
 from flask.testing import FlaskClient
 
 from refresh.catalog import utcnow
-from tests.support.api import assert_error, post_connection
+from tests.support.api import assert_error, post_connection, refresh, wait_for_job
+from tests.support.freshness import sqlite_source
 from tests.support.markers import both_catalogs
+from tests.support.workers import wait_until
 
 SCHEDULE = "/connections/src/schedule"
 
@@ -123,3 +125,23 @@ def test_deleting_the_connection_deletes_its_schedule(client: FlaskClient, sourc
     config = {"path": "src.sqlite"}
     assert post_connection(client, "src", "sqlite", config, skip_discovery=True).status_code == 201
     assert_error(client.get(SCHEDULE), 404, "NOT_FOUND")
+
+
+class TestEmbedded:
+    """Without Redis, the web process's scheduler thread runs the schedules on its own broker."""
+
+    @pytest.fixture
+    def environ(self, environ: dict[str, str]) -> dict[str, str]:
+        return {**environ, "SCHEDULE_POLL_SECONDS": "1"}
+
+    def test_a_schedule_runs_in_embedded_mode(self, client: FlaskClient, tmp_path: Path) -> None:
+        sqlite_source(client, tmp_path / "src.sqlite")
+        refresh(client, "src", "main", "t")
+        client.put(SCHEDULE, json={"every_seconds": 1})
+
+        wait_until(lambda: client.get(SCHEDULE).get_json()["last_job_id"], 60, "no scheduled run")
+        job = wait_for_job(client, client.get(SCHEDULE).get_json()["last_job_id"])
+
+        assert job["status"] == "finished", job
+        assert job["request"]["if_changed"] is True
+        assert job["result"]["tables_refreshed"] == 1

@@ -9,11 +9,14 @@ two real fingerprints, not "None means changed".
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from refresh.sources import Source, SourceError
 from tests.support.services import Database, MariaDBServer
-from tests.support.source_kinds import SourceKind
+from tests.support.source_kinds import SourceKind, wait_until_reading
 from tests.support.workers import wait_until
 
 fingerprinted = pytest.mark.parametrize(
@@ -26,6 +29,7 @@ SETTLE_DEADLINE_SECONDS = 60
 # MariaDB refreshes its INNODB_TRX view only once nobody has read it for 0.1 s: polled faster,
 # the MySQL fingerprint would keep seeing a transaction long ended.
 POLL_SECONDS = 0.25
+INTERRUPT_SECONDS = 5
 
 CHANGES: dict[str, str | None] = {
     "insert": "INSERT INTO {t} VALUES (4, 'd')",
@@ -184,3 +188,31 @@ def test_an_open_transaction_of_the_same_second_holds_an_innodb_fingerprint_back
 
         pending.rollback()
     assert settled(source, kind)
+
+
+@pytest.mark.parametrize(
+    "kind", ["postgres", "mysql", "sqlite", "duckdb", "sqlalchemy"], indirect=True
+)
+def test_interrupt_stops_a_check_blocked_in_a_long_query(kind: SourceKind) -> None:
+    kind.slow_view("slow")
+    source = kind.source()
+    outcome: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            source.run_check(f"SELECT count(*) FROM {kind.quote('slow')}")
+        except BaseException as error:
+            outcome.append(error)
+
+    checking = threading.Thread(target=check, daemon=True)
+    checking.start()
+    wait_until_reading(source)
+    interrupted = time.monotonic()
+    while checking.is_alive() and time.monotonic() - interrupted < INTERRUPT_SECONDS:
+        source.interrupt()
+        checking.join(0.2)
+
+    assert not checking.is_alive(), "the check did not end after interrupt()"
+    [error] = outcome
+    assert isinstance(error, SourceError)
+    assert "interrupted" in str(error)
