@@ -70,5 +70,9 @@ class JobQueue(Protocol):
     def check(self) -> None:
         """Raise ``ServiceUnavailable`` when the queue cannot be reached (``GET /health``)."""
 
+    def counts(self) -> Mapping[tuple[str, str], int]:
+        """How many jobs each queue holds in each state, by (queue, state) (``GET /metrics``).
+        Raises ``ServiceUnavailable``."""
+
     def close(self) -> None:
         """Release connections; in embedded mode, stop the in-process workers."""

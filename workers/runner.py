@@ -28,7 +28,7 @@ from refresh.refresh_request import Mode, RefreshRequest
 from refresh.runtime import Runtime
 from workers import progress, tasks
 from workers.embedded import EmbeddedBroker
-from workers.queues import REFRESH, connect
+from workers.queues import QUEUES, REFRESH, connect
 
 # RQ's own job-id alphabet; anything else cannot name a job, and must not reach Redis keys.
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -115,6 +115,25 @@ class RQJobQueue:
         with _reachable():
             self.connection.ping()
 
+    def counts(self) -> dict[tuple[str, str], int]:
+        """RQ's own counts: a queue's waiting jobs, and each of its registries (not cleaned up
+        first: a scrape changes nothing)."""
+        counts = {}
+        with _reachable():
+            for name in QUEUES:
+                queue = Queue(name, connection=self.connection)
+                counts[name, "queued"] = queue.count
+                for state, registry in (
+                    ("started", queue.started_job_registry),
+                    ("deferred", queue.deferred_job_registry),
+                    ("scheduled", queue.scheduled_job_registry),
+                    ("finished", queue.finished_job_registry),
+                    ("failed", queue.failed_job_registry),
+                    ("canceled", queue.canceled_job_registry),
+                ):
+                    counts[name, state] = registry.get_job_count(cleanup=False)
+        return counts
+
     def close(self) -> None:
         if self._on_close is not None:
             self._on_close()
@@ -171,6 +190,10 @@ def open_job_queue(runtime: Runtime) -> RQJobQueue:
     per allowed concurrent table, so one connection's refresh can use its whole cap."""
     settings = runtime.settings
     if settings.redis_url is None:
-        broker = EmbeddedBroker(runtime, threads=settings.parallel_refresh_count)
+        broker = EmbeddedBroker(
+            runtime,
+            threads=settings.parallel_refresh_count,
+            job_queue=lambda connection: RQJobQueue(connection, settings),
+        )
         return RQJobQueue(broker.connection, settings, on_close=broker.stop)
     return RQJobQueue(connect(settings.redis_url), settings)

@@ -259,6 +259,12 @@ def test_openapi_describes_every_endpoint(client: FlaskClient) -> None:
     assert set(paths["/connections/{connection_id}"]) == {"get", "delete"}
     assert "get" in paths["/connections/{connection_id}/tables/{schema_name}/{table_name}"]
     assert set(paths["/refresh/jobs/{job_id}"]) == {"get"}
+    table = "/connections/{connection_id}/tables/{schema_name}/{table_name}"
+    assert set(paths[f"{table}/settings"]) == {"get", "put"}
+    assert set(paths["/connections/{connection_id}/schedule"]) == {"get", "put", "delete"}
+    assert set(paths["/metrics"]) == {"get"}
+    listing = paths["/connections/{connection_id}/tables"]["get"]
+    assert {p["name"] for p in listing["parameters"] if p["in"] == "query"} == {"stale"}
     refresh = paths["/refresh"]["post"]
     request_schema = refresh["requestBody"]["content"]["application/json"]["schema"]
     name = request_schema["$ref"].rsplit("/", 1)[1]
@@ -269,6 +275,8 @@ def test_openapi_describes_every_endpoint(client: FlaskClient) -> None:
         "table_name",
         "data",
         "include_uncached",
+        "if_changed",
+        "force",
         "async",
     }
     assert "502" in refresh["responses"]

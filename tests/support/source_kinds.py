@@ -33,6 +33,8 @@ def wait_until_reading(source: Source, timeout: float = 10) -> None:
 
 class SourceKind(ABC):
     schema: str
+    # Empties a table (formatted with its quoted name): SQLite has no TRUNCATE.
+    truncate = "TRUNCATE TABLE {}"
 
     @abstractmethod
     def quote(self, name: str) -> str: ...
@@ -111,6 +113,7 @@ class PostgresKind(SourceKind):
 
 class SQLiteKind(SourceKind):
     schema = "main"
+    truncate = "DELETE FROM {}"
 
     def __init__(self, path: Path) -> None:
         self.path = path
