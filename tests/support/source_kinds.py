@@ -47,6 +47,10 @@ class SourceKind(ABC):
     def source(self) -> Source: ...
 
     @abstractmethod
+    def registration(self) -> tuple[str, dict[str, object]]:
+        """The ``source_type`` and ``config`` that register this source through the API."""
+
+    @abstractmethod
     def integers(self, table: str, count: int) -> None:
         """Create ``table`` with one integer column ``id`` holding 1..count."""
 
@@ -71,6 +75,9 @@ class MySQLKind(SourceKind):
 
     def source(self) -> Source:
         return build_source("mysql", self.db.config(), None, CONNECT_TIMEOUT)
+
+    def registration(self) -> tuple[str, dict[str, object]]:
+        return "mysql", self.db.config(password="")
 
     def integers(self, table: str, count: int) -> None:
         self.execute(f"CREATE TABLE {self.quote(table)} AS SELECT seq AS id FROM seq_1_to_{count}")
@@ -101,6 +108,9 @@ class PostgresKind(SourceKind):
 
     def source(self) -> Source:
         return build_source("postgres", self.db.config(), None, CONNECT_TIMEOUT, read_streams=4)
+
+    def registration(self) -> tuple[str, dict[str, object]]:
+        return "postgres", self.db.config()
 
     def integers(self, table: str, count: int) -> None:
         self.execute(
@@ -133,6 +143,9 @@ class SQLiteKind(SourceKind):
     def source(self) -> Source:
         return build_source("sqlite", {"path": str(self.path)}, None, CONNECT_TIMEOUT)
 
+    def registration(self) -> tuple[str, dict[str, object]]:
+        return "sqlite", {"path": str(self.path)}
+
     def integers(self, table: str, count: int) -> None:
         self.execute(
             f"CREATE TABLE {self.quote(table)} (id INTEGER)",
@@ -154,6 +167,9 @@ class SQLAlchemySQLiteKind(SQLiteKind):
     def source(self) -> Source:
         return build_source("sqlalchemy", {"url": f"sqlite:///{self.path}"}, None, CONNECT_TIMEOUT)
 
+    def registration(self) -> tuple[str, dict[str, object]]:
+        return "sqlalchemy", {"url": f"sqlite:///{self.path}"}
+
 
 class DuckDBKind(SourceKind):
     schema = "main"
@@ -173,6 +189,9 @@ class DuckDBKind(SourceKind):
 
     def source(self) -> Source:
         return build_source("duckdb", {"path": str(self.path)}, None, CONNECT_TIMEOUT)
+
+    def registration(self) -> tuple[str, dict[str, object]]:
+        return "duckdb", {"path": str(self.path)}
 
     def integers(self, table: str, count: int) -> None:
         self.execute(
