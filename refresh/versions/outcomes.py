@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Float, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Update
 
 from refresh.catalog import Table, TableVersion, VersionStatus, utcnow
 from refresh.common.errors import Conflict, RefreshError, public_message
@@ -190,21 +191,30 @@ def confirm_unchanged(rt: Runtime, table_ids: Sequence[int]) -> None:
 # Built once: a refresh runs them for every table, and building a statement costs more Python
 # than running it.
 _NOW = bindparam("now", type_=TableVersion.finished_at.type)
-_MAKE_CURRENT = (
-    update(TableVersion)
-    .where(
-        TableVersion.id == bindparam("version_id"),
-        TableVersion.status == VersionStatus.WRITING,
+
+
+def _finish_writing(status: VersionStatus, **values: object) -> Update:
+    """The claim's row, if still this refresh's (``writing``), finished as ``status`` with the
+    version written."""
+    return (
+        update(TableVersion)
+        .where(
+            TableVersion.id == bindparam("version_id"),
+            TableVersion.status == VersionStatus.WRITING,
+        )
+        .values(
+            status=status,
+            path=bindparam("new_path"),
+            rows=bindparam("new_rows"),
+            bytes=bindparam("new_bytes"),
+            finished_at=_NOW,
+            heartbeat_at=None,
+            **values,
+        )
     )
-    .values(
-        status=VersionStatus.CURRENT,
-        path=bindparam("new_path"),
-        rows=bindparam("new_rows"),
-        bytes=bindparam("new_bytes"),
-        finished_at=_NOW,
-        heartbeat_at=None,
-    )
-)
+
+
+_MAKE_CURRENT = _finish_writing(VersionStatus.CURRENT)
 _SWAP_POINTER = (
     update(Table)
     .where(Table.id == bindparam("table_id"))
@@ -235,22 +245,7 @@ _SWAP_POINTER_UNLESS_HELD = _SWAP_POINTER.where(
 _ROW_COUNT = select(func.coalesce(Table.row_count, 0).label("row_count")).where(
     Table.id == bindparam("table_id")
 )
-_HOLD = (
-    update(TableVersion)
-    .where(
-        TableVersion.id == bindparam("version_id"),
-        TableVersion.status == VersionStatus.WRITING,
-    )
-    .values(
-        status=VersionStatus.HELD,
-        path=bindparam("new_path"),
-        rows=bindparam("new_rows"),
-        bytes=bindparam("new_bytes"),
-        error=bindparam("reason"),
-        finished_at=_NOW,
-        heartbeat_at=None,
-    )
-)
+_HOLD = _finish_writing(VersionStatus.HELD, error=bindparam("reason"))
 _COUNT_HELD = (
     update(Table)
     .where(Table.id == bindparam("table_id"))
