@@ -170,7 +170,7 @@ def open_job_queue(runtime: Runtime) -> RQJobQueue:
     """Redis when ``REDIS_URL`` is set; otherwise the in-process broker, with one worker thread
     per allowed concurrent table, so one connection's refresh can use its whole cap."""
     settings = runtime.settings
-    if settings.redis_url is None:
+    if settings.embedded:
         broker = EmbeddedBroker(runtime, threads=settings.parallel_refresh_count)
         return RQJobQueue(broker.connection, settings, on_close=broker.stop)
     return RQJobQueue(connect(settings.redis_url), settings)

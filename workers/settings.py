@@ -17,7 +17,7 @@ try:
     settings = load_settings()
 except ConfigError as error:
     sys.exit(f"configuration error: {error}")
-if settings.redis_url is None:
+if settings.embedded:
     sys.exit(
         "configuration error: REDIS_URL (or REDIS_TLS_URL) is required by the worker and "
         "the scheduler"

@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_dump, post_load, validate
 
 from refresh.catalog.models import VERSION_STATUSES
+from refresh.connections import DiscoveryStatus
 from refresh.jobs import JobStatus
 from refresh.sources import SOURCE_TYPES, source_class
 
@@ -92,7 +93,7 @@ class ConnectionCreatedSchema(_OmitEmpty):
     name = fields.String(attribute="connection.name")
     source_type = fields.String(attribute="connection.source_type")
     tables_discovered = fields.Integer()
-    discovery_status = fields.String(metadata={"enum": ["success", "skipped", "failed"]})
+    discovery_status = fields.String(metadata={"enum": list(DiscoveryStatus)})
     discovery_error = fields.String()
 
 
