@@ -25,15 +25,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     mode); call ``app.extensions[JOBS].close()`` to stop them when the app is dropped before its
     process.
     """
-    if settings is None:
-        try:
+    try:
+        if settings is None:
             settings = load_settings()
-        except ConfigError as error:
-            sys.exit(f"configuration error: {error}")
+        runtime = Runtime.from_settings(settings)
+    except ConfigError as error:
+        sys.exit(f"configuration error: {error}")
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
     app.json.sort_keys = False
-    runtime = Runtime.from_settings(settings)
     jobs = open_job_queue(runtime)
     app.extensions[EXTENSION] = runtime
     app.extensions[JOBS] = jobs

@@ -137,6 +137,10 @@ def _redis_url(env: Mapping[str, str]) -> str | None:
 
 def _cache_url(url: str) -> str:
     parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        raise ConfigError(
+            f"CACHE_URL names a directory or prefix: no ?query or #fragment, got {url!r}"
+        )
     if parts.scheme == "file":
         if not (parts.netloc + parts.path):
             raise ConfigError("CACHE_URL file:// needs a directory, e.g. file:///srv/cache")
