@@ -158,10 +158,11 @@ def test_a_storage_no_setting_can_open_stops_start_up_with_one_line(
 
 @pytest.mark.parametrize("cache_url", ["ftp://nowhere", f"s3://bucket/{'p' * 215}"])
 def test_create_app_exits_with_the_configuration_error(
-    cache_url: str, monkeypatch: pytest.MonkeyPatch
+    cache_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from app import create_app
 
+    monkeypatch.chdir(tmp_path)  # the embedded defaults live under ./var
     monkeypatch.setenv("CACHE_URL", cache_url)
     monkeypatch.setenv("SECRET_KEY", "k")
     with pytest.raises(SystemExit, match="configuration error: CACHE_URL"):
