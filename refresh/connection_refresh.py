@@ -5,9 +5,9 @@ holds the pure ends of that fan-out, so the job layer stays a thin wrapper: the 
 batches before, and the result object after, built from however the tables ended.
 
 Batches are sized by what the catalog knows of each table: the size of its current version, a
-stand-in for what its refresh will cost. A batch job costs about 0.1 s of its own (a forked work
-horse, its catalog and source connections), a small table a few milliseconds: many small tables
-share a batch, and a big table gets one of its own. There are enough batches for every slot of
+stand-in for what its refresh will cost. A batch job has a cost of its own (a forked work horse,
+its catalog and source connections) far above a small table's: many small tables share a batch,
+and a big table gets one of its own. There are enough batches for every slot of
 the connection's cap to work, and a few more, so that slots which finish early take the rest.
 The measurements behind the constants are in bench/README.md.
 """

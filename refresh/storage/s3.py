@@ -61,8 +61,8 @@ class S3Timeouts:
 
 
 class S3Storage(Storage):
-    # 64 MiB parts allow objects up to 640 GiB (10,000 parts); the upload streams from the file,
-    # so memory stays at a few MiB per thread whatever the part size (measured).
+    # 64 MiB parts allow objects up to 640 GiB (S3's 10,000 parts); the upload streams from the
+    # file, so the part size does not set the memory an upload takes.
     transfer_config: ClassVar[TransferConfig] = TransferConfig(
         multipart_threshold=64 * _MiB, multipart_chunksize=64 * _MiB, max_concurrency=4
     )
