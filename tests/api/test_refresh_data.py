@@ -142,8 +142,8 @@ def test_sqlite_and_duckdb_tables_are_copied(
         )
         register(client, source_type, source_type, {"path": str(path)})
         assert refresh(client, source_type, "main", "t")["rows_synced"] == 2
-        path = table_info(client, source_type, "main", "t")["current_path"]
-        rows = cache.read(path).to_pylist()
+        current = table_info(client, source_type, "main", "t")["current_path"]
+        rows = cache.read(current).to_pylist()
         assert sorted(rows, key=lambda r: r["id"]) == [
             {"id": 1, "price": Decimal("12.34"), "body": TEXTS[1], "day": dt.date(2024, 2, 29)},
             {"id": 2, "price": None, "body": None, "day": None},
