@@ -70,5 +70,9 @@ class JobQueue(Protocol):
     def check(self) -> None:
         """Raise ``ServiceUnavailable`` when the queue cannot be reached (``GET /health``)."""
 
+    def recent(self, limit: int) -> list[Job]:
+        """The latest ``limit`` requests the queue still keeps (queued, running, or ended within
+        ``JOB_RESULT_TTL_SECONDS``), newest first. Raises ``ServiceUnavailable``."""
+
     def close(self) -> None:
         """Release connections; in embedded mode, stop the in-process workers."""

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
@@ -50,6 +51,7 @@ _STATUS = {
     RQStatus.CANCELED: JobStatus.FAILED,
 }
 _SILENT_FAILURE = "the job stopped before it finished (its worker was killed or it ran out of time)"
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 class RQJobQueue:
@@ -114,6 +116,25 @@ class RQJobQueue:
     def check(self) -> None:
         with _reachable():
             self.connection.ping()
+
+    def recent(self, limit: int) -> list[Job]:
+        """Read from RQ's queue and registries without cleaning them up first (a read changes
+        nothing); the request jobs are those with a ``request`` in their meta."""
+        with _reachable():
+            ids = set(self._queue.get_job_ids())
+            for registry in (
+                self._queue.started_job_registry,
+                self._queue.deferred_job_registry,
+                self._queue.scheduled_job_registry,
+                self._queue.finished_job_registry,
+                self._queue.failed_job_registry,
+                self._queue.canceled_job_registry,
+            ):
+                ids.update(registry.get_job_ids(cleanup=False))
+            jobs = RQJob.fetch_many(sorted(ids), connection=self.connection)
+        requests = [job for job in jobs if job is not None and "request" in job.meta]
+        requests.sort(key=lambda job: job.enqueued_at or _NEVER, reverse=True)
+        return [self.get(job.id) for job in requests[:limit]]
 
     def close(self) -> None:
         if self._on_close is not None:
