@@ -71,7 +71,11 @@ def command(as_json: bool, **fields: Any) -> None:
             else:
                 result = run_refresh(rt, request, mode)
         except KeyboardInterrupt:
-            fail("interrupted: the tables being refreshed failed cleanly", INTERRUPTED)
+            fail(
+                "interrupted: what was being refreshed failed cleanly (previous versions stay "
+                "current)",
+                INTERRUPTED,
+            )
     body = refresh_response(mode, asdict(result))
     click.echo(current_app.json.dumps(body) if as_json else summary(mode, body))
     if body.get("connections_failed") or body.get("tables_failed"):
