@@ -1,4 +1,4 @@
-"""The behaviour both storages share (SPEC 5; guarantees 1, 2 and 5 of SPEC 9)."""
+"""The behaviour both storages share (guarantees 1, 2 and 5 of docs/api.md)."""
 
 from __future__ import annotations
 
