@@ -29,10 +29,11 @@ from rq.exceptions import StopRequested
 
 from config import Settings
 from workers.maintenance import periodic_jobs
+from workers.redis_retry import backoff
 
 log = logging.getLogger(__name__)
 
-RETRY_FIRST_SECONDS = 1.0
+# Only housekeeping waits for it: fewer log lines than a worker's wait (workers.redis_retry).
 RETRY_MAX_SECONDS = 30.0
 
 
@@ -49,7 +50,8 @@ class Scheduler:
     def run(self) -> None:
         """Enqueue the periodic jobs when due until ``stop()`` or a ``StopRequested``."""
         cron = self._cron
-        retry = RETRY_FIRST_SECONDS
+        waits = backoff(RETRY_MAX_SECONDS)
+        failures = 0
         born = False
         try:
             while not self._stopping.is_set():
@@ -61,10 +63,11 @@ class Scheduler:
                         cron.save()
                     cron.heartbeat()  # re-registers the scheduler if Redis lost it
                     pause = cron.calculate_sleep_interval()
-                    retry = RETRY_FIRST_SECONDS
+                    failures = 0
                 except RedisError as error:  # down, restarting, failing over, read-only
-                    log.warning("Redis failed (%s); the scheduler retries in %g s", error, retry)
-                    pause, retry = retry, min(2 * retry, RETRY_MAX_SECONDS)
+                    failures += 1
+                    pause = waits.compute(failures)
+                    log.warning("Redis failed (%s); the scheduler retries in %g s", error, pause)
                 self._stopping.wait(pause)
         except StopRequested:
             log.info("the scheduler is stopping")

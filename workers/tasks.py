@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
+from redis.exceptions import RedisError
 from rq import Queue, RateLimit, Retry, get_current_job
 from rq.job import Dependency, Job, JobStatus
 
@@ -264,6 +265,8 @@ def _reporting(job: Job) -> Iterator[None]:
         job.meta["error"] = public_message(error)
         try:
             job.save_meta()
+        except RedisError as redis_error:  # Redis down: the job's failure is recorded later
+            log.warning("could not record why job %s failed (Redis: %s)", job.id, redis_error)
         except Exception:
             log.exception("could not record why job %s failed", job.id)
         raise

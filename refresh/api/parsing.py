@@ -1,4 +1,12 @@
-"""Reading request bodies: JSON objects only, validated by a marshmallow schema."""
+"""Reading requests: JSON object bodies validated by a marshmallow schema, and the text of the
+URL and the body checked before any endpoint uses it.
+
+Text that no database, driver or file name can take is refused here, in one place, before any
+catalog or Redis call: a lone surrogate (``"\\ud800"`` is valid JSON but not valid Unicode: no
+encoder takes it) or a NUL character (C strings end there: PostgreSQL's text, libpq's
+parameters, file names). In a body or a query string it is a 400 naming the field; in the path
+it names nothing (404).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from flask import request
+from flask import Flask, request
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import ClientDisconnected
 
@@ -16,6 +24,11 @@ from refresh.api.error_responses import ApiError
 # interpreter's recursion limit.
 MAX_DEPTH = 32
 _TOO_DEEP = f"request body nests deeper than {MAX_DEPTH} levels"
+
+
+def install(app: Flask) -> None:
+    """Check the URL of every request before its endpoint runs."""
+    app.before_request(_check_url)
 
 
 def json_body(schema: Schema) -> dict[str, Any]:
@@ -55,12 +68,24 @@ def validated(schema: Schema, body: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(400, validation_message(error.messages)) from None
 
 
+def _check_url() -> None:
+    """WSGI has decoded ``%00`` in the path and the query string (and the bytes of a surrogate
+    leniently, to U+FFFD)."""
+    if "\x00" in request.path:
+        raise ApiError(
+            404, "no such resource: the path holds a NUL character, which no name can hold"
+        )
+    for name, value in request.args.items(multi=True):
+        if flaw := _text_flaw(name) or _text_flaw(value):
+            raise ApiError(400, f"query parameter {_printable(name)}: {flaw}")
+
+
 def _check_depth_and_text(body: dict[str, Any]) -> None:
     """Refuse what the parser accepts but nothing downstream can use, naming the field.
 
-    JSON's ``\\ud800`` escapes (and UTF-8-encoded surrogates) decode to lone surrogates, which
-    no database driver or file name can encode. The walk is iterative: it must not recurse on
-    the very input it guards against.
+    JSON's ``\\ud800`` and ``\\u0000`` escapes (and UTF-8-encoded surrogates) decode to text no
+    driver can take. The walk is iterative: it must not recurse on the very input it guards
+    against.
     """
     stack: list[tuple[object, tuple[str, ...]]] = [(body, ())]
     while stack:
@@ -69,20 +94,33 @@ def _check_depth_and_text(body: dict[str, Any]) -> None:
             raise ApiError(400, _TOO_DEEP)
         if isinstance(value, dict):
             for key, item in value.items():
-                _check_text(key, (*path, key))
+                if flaw := _text_flaw(key):
+                    raise ApiError(400, f"{_field((*path, key))}: {flaw}")
                 stack.append((item, (*path, key)))
         elif isinstance(value, list):
             stack.extend((item, (*path, str(index))) for index, item in enumerate(value))
-        elif isinstance(value, str):
-            _check_text(value, path)
+        elif isinstance(value, str) and (flaw := _text_flaw(value)):
+            raise ApiError(400, f"{_field(path)}: {flaw}")
 
 
-def _check_text(text: str, path: tuple[str, ...]) -> None:
+def _text_flaw(text: str) -> str | None:
+    """Why no driver or file name can take ``text``, or None."""
+    if "\x00" in text:
+        return "not valid text (holds a NUL character)"
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        field = ".".join(part.encode("utf-8", "backslashreplace").decode() for part in path)
-        raise ApiError(400, f"{field}: not valid Unicode text (holds a lone surrogate)") from None
+        return "not valid Unicode text (holds a lone surrogate)"
+    return None
+
+
+def _field(path: tuple[str, ...]) -> str:
+    return ".".join(_printable(part) for part in path)
+
+
+def _printable(name: str) -> str:
+    """``name`` as a message can show it: a surrogate as ``\\ud800``, NUL as ``\\x00``."""
+    return name.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
 
 
 def validation_message(messages: Any, prefix: str = "") -> str:

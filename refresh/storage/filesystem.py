@@ -77,12 +77,16 @@ class FilesystemStorage(Storage):
         costs one here (its table directory) instead of one per level at every publish.
         """
         directory = self._root.joinpath(*segments)
-        missing = [path for path in [directory, *directory.parents] if not path.exists()]
         try:
-            # exist_ok=False: a version directory belongs to exactly one writer.
-            directory.mkdir(parents=True)
-            for created in reversed(missing):
-                _fsync_directory(created.parent)
+            try:
+                # exist_ok=False: a version directory belongs to exactly one writer.
+                directory.mkdir()  # the table's directory exists but for its first version
+                created = [directory]
+            except FileNotFoundError:
+                created = [path for path in [directory, *directory.parents] if not path.exists()]
+                directory.mkdir(parents=True)
+            for path in reversed(created):
+                _fsync_directory(path.parent)
         except OSError as error:
             raise StorageError(
                 f"could not create cache directory {directory}: {error.strerror or error}"

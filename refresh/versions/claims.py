@@ -57,15 +57,13 @@ class Wanted:
 
 @dataclass(frozen=True)
 class Claim:
-    """A table claimed: its ``writing`` row, and the table's version when it was claimed, which
-    the compare-and-set of ``publish`` must still find (no one else can publish meanwhile)."""
+    """A table claimed: its ``writing`` row, which must still be ``writing`` when its refresh
+    publishes (``refresh.versions.outcomes.publish``)."""
 
     table_id: int
     version_id: int
     version: str
     path: str
-    base_version: str | None
-    base_path: str | None
 
 
 @dataclass(frozen=True)
@@ -81,9 +79,8 @@ def claim(rt: Runtime, wanted: Wanted, job_id: str | None) -> Claim | Holder | N
     """Claim the table unless a live refresh holds it: the claim, that refresh's ``Holder``, or
     None when the table is no longer in the catalog (its connection deleted).
 
-    A holder whose heartbeat went stale is taken over, and the table claimed. Statements that
-    commit one by one: the insert is the claim, and what it then reads of the table cannot change
-    before this refresh publishes (nobody else can publish meanwhile).
+    A holder whose heartbeat went stale is taken over, and the table claimed. The insert is the
+    claim: one statement, that commits alone.
     """
     for _ in range(3):  # a stale holder taken over, or a holder ending meanwhile: try again
         now = utcnow()
@@ -93,11 +90,10 @@ def claim(rt: Runtime, wanted: Wanted, job_id: str | None) -> Claim | Holder | N
                 _claim_statement(connection), {**values, "now": now, "job_id": job_id}
             ).scalar()
             if inserted is not None:
-                base = connection.execute(_BASE, {"table_id": wanted.table_id}).one()
-                return Claim(wanted.table_id, inserted, wanted.version, wanted.path, *base)
+                return Claim(wanted.table_id, inserted, wanted.version, wanted.path)
             holder = connection.execute(_HOLDER, {"table_id": wanted.table_id}).one_or_none()
-            gone = connection.execute(_BASE, {"table_id": wanted.table_id}).one_or_none() is None
-            if holder is None and gone:
+            present = connection.execute(_PRESENT, {"table_id": wanted.table_id}).scalar()
+            if holder is None and present is None:
                 return None
         if holder is None:
             continue
@@ -108,7 +104,7 @@ def claim(rt: Runtime, wanted: Wanted, job_id: str | None) -> Claim | Holder | N
     return Holder(wanted.table_id, 0)
 
 
-_BASE = select(Table.current_version, Table.current_path).where(Table.id == bindparam("table_id"))
+_PRESENT = select(Table.id).where(Table.id == bindparam("table_id"))
 _HOLDER = select(TableVersion.id, TableVersion.path, TableVersion.heartbeat_at).where(
     TableVersion.table_id == bindparam("table_id"), _WRITING
 )

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, String, bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -21,7 +21,7 @@ from refresh.catalog import Table, TableVersion, VersionStatus, utcnow
 from refresh.common.errors import Conflict, RefreshError, public_message
 from refresh.runtime import Runtime
 from refresh.storage import CacheWriteHandle, StorageError
-from refresh.versions.claims import Claim
+from refresh.versions.claims import GONE, Claim
 from refresh.versions.deletions import queue_now, retire
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,7 @@ TAKEN_OVER = (
     "this refresh made no progress for too long and its claim was taken over by another "
     "refresh; nothing was published"
 )
-CHANGED = (
-    "the table's cache was changed by another operation during the refresh (dropped, or its "
-    "connection deleted); nothing was published"
-)
+DROPPED = "the table's cache was dropped while this refresh ran"
 
 
 @dataclass(frozen=True)
@@ -56,21 +53,21 @@ class Published:
 def publish(rt: Runtime, written: Written) -> Published:
     """Make the written version current; raises ``Conflict`` when it may not.
 
-    The claim must still be intact (one that went stale may have been taken over, its directory
-    queued for deletion, and a newer version published since), and the table must still be at
-    the version it was at when claimed. The previous directory is queued for deletion after the
-    grace period in the same transaction; when queueing it fails, the swap is made without it and
-    the refresh succeeds with a warning (the orphan sweep finds the directory later).
+    The claim must still be intact: one that went stale may have been taken over (its directory
+    queued for deletion, and a newer version published since), and dropping the table's cache
+    or deleting its connection ends the claims in progress. The previous directory is queued for
+    deletion after the grace period in the same transaction; when queueing it fails, the swap is
+    made without it and the refresh succeeds with a warning (the orphan sweep finds the
+    directory later).
     """
-    previous = written.claim.base_path
+    previous: list[str] = []
     try:
         with rt.catalog.transaction() as connection:
-            _swap(connection, written)
-            if previous is not None:
-                retire(rt, connection, [previous])
+            previous = _swap(connection, written)
+            retire(rt, connection, previous)
         return Published()
     except DBAPIError as error:
-        if previous is None:
+        if not previous:
             raise
         reason = str(error.orig) if error.orig is not None else str(error)
     log.warning("could not queue %s for deletion: %s", previous, reason)
@@ -85,7 +82,8 @@ def publish(rt: Runtime, written: Written) -> Published:
     return Published((warning,))
 
 
-def _swap(connection: Connection, written: Written) -> None:
+def _swap(connection: Connection, written: Written) -> list[str]:
+    """The swap's statements; the directories of the versions it superseded."""
     claim = written.claim
     now = utcnow()
     ours = connection.execute(
@@ -99,12 +97,11 @@ def _swap(connection: Connection, written: Written) -> None:
         },
     )
     if ours.rowcount != 1:
-        raise Conflict(TAKEN_OVER)
+        raise Conflict(_why_not_ours(connection, claim))
     swapped = connection.execute(
         _SWAP_POINTER,
         {
             "table_id": claim.table_id,
-            "base_version": claim.base_version,
             "new_version": claim.version,
             "new_path": written.url,
             "new_rows": written.rows,
@@ -113,8 +110,21 @@ def _swap(connection: Connection, written: Written) -> None:
         },
     )
     if swapped.rowcount != 1:
-        raise Conflict(CHANGED)
-    connection.execute(_SUPERSEDE, {"of_table": claim.table_id, "version_id": claim.version_id})
+        raise Conflict(f"{GONE}; nothing was published")
+    superseded = connection.execute(
+        _SUPERSEDE, {"of_table": claim.table_id, "version_id": claim.version_id}
+    )
+    return list(superseded.scalars())
+
+
+def _why_not_ours(connection: Connection, claim: Claim) -> str:
+    """Why a claim is no longer this refresh's, in the words of whoever ended it."""
+    error = connection.execute(_ENDED, {"version_id": claim.version_id}).scalar()
+    if error == DROPPED:
+        return f"{DROPPED}; nothing was published"
+    if error is None:
+        return f"{GONE}; nothing was published"
+    return TAKEN_OVER
 
 
 # Built once: a refresh runs them for every table, and building a statement costs more Python
@@ -137,10 +147,7 @@ _MAKE_CURRENT = (
 )
 _SWAP_POINTER = (
     update(Table)
-    .where(
-        Table.id == bindparam("table_id"),
-        Table.current_version.is_not_distinct_from(bindparam("base_version", type_=String)),
-    )
+    .where(Table.id == bindparam("table_id"))
     .values(
         current_version=bindparam("new_version"),
         current_path=bindparam("new_path"),
@@ -157,7 +164,9 @@ _SUPERSEDE = (
         TableVersion.id != bindparam("version_id"),
     )
     .values(status=VersionStatus.SUPERSEDED)
+    .returning(TableVersion.path)
 )
+_ENDED = select(TableVersion.error).where(TableVersion.id == bindparam("version_id"))
 _FAIL = (
     update(TableVersion)
     .where(
@@ -200,7 +209,8 @@ def discard(rt: Runtime, handle: CacheWriteHandle) -> None:
 def uncache(rt: Runtime, session: Session, table_ids: Sequence[int]) -> None:
     """Drop the tables' caches: uncached, their current versions superseded, every directory of
     theirs but those a refresh is still writing queued after the grace period, like after a swap.
-    A refresh in progress then fails its compare-and-set and removes its own directory."""
+    A refresh in progress is ended (``failed``, saying why): it cannot publish, and removes its
+    own directory when it finds out."""
     if not table_ids:
         return
     paths = session.scalars(
@@ -219,6 +229,12 @@ def uncache(rt: Runtime, session: Session, table_ids: Sequence[int]) -> None:
         update(TableVersion)
         .where(TableVersion.table_id.in_(table_ids), TableVersion.status == VersionStatus.CURRENT)
         .values(status=VersionStatus.SUPERSEDED)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(TableVersion)
+        .where(TableVersion.table_id.in_(table_ids), TableVersion.status == VersionStatus.WRITING)
+        .values(status=VersionStatus.FAILED, error=DROPPED, finished_at=utcnow(), heartbeat_at=None)
         .execution_options(synchronize_session=False)
     )
     retire(rt, session, paths)

@@ -76,9 +76,19 @@ def test_a_file_inside_registers_under_its_resolved_path(
         assert shown == {"path": str(sources / "shop" / "data.db")}
 
 
-def test_a_nul_character_in_the_path_is_400(client: FlaskClient, sources: Path) -> None:
-    message = refused(client, "sqlite", {"path": "a\x00b"})
-    assert message == "config.path: must not contain a NUL character"
+@pytest.mark.parametrize(
+    ("source_type", "config", "message"),
+    [
+        # Refused with any text of the body (refresh/api/parsing.py).
+        ("sqlite", {"path": "a\x00b"}, "config.path: not valid text (holds a NUL character)"),
+        # Percent-encoded in a URL, the NUL appears once the URL is parsed.
+        ("sqlalchemy", {"url": "sqlite:///a%00b"}, "config.url: must not contain a NUL character"),
+    ],
+)
+def test_a_nul_character_in_the_path_is_400(
+    client: FlaskClient, sources: Path, source_type: str, config: dict[str, str], message: str
+) -> None:
+    assert refused(client, source_type, config) == message
 
 
 @pytest.mark.parametrize(

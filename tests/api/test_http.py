@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
@@ -11,7 +13,9 @@ from flask.testing import FlaskClient
 from app import create_app
 from config import load_settings
 from refresh.api.context import JOBS
-from tests.support.api import assert_error
+from refresh.api.error_responses import CODES
+from tests.support.api import assert_error, register
+from tests.support.markers import both_catalogs
 
 
 @pytest.mark.parametrize(
@@ -85,6 +89,76 @@ def test_lone_surrogates_are_400_naming_the_field(
     message = assert_error(response, 400, "BAD_REQUEST")
     assert message == f"{field}: not valid Unicode text (holds a lone surrogate)"
     assert client.get("/connections").get_json() == {"connections": []}
+
+
+NUL_TEXT = "not valid text (holds a NUL character)"
+NUL_PATH = "no such resource: the path holds a NUL character, which no name can hold"
+SHOP_TABLE = {"connection_id": "shop", "schema_name": "main", "data": True}
+
+
+@pytest.fixture
+def shop(client: FlaskClient, tmp_path: Path) -> None:
+    """Connection ``shop`` with table ``main.t``: the names around the NUL all exist."""
+    with sqlite3.connect(tmp_path / "shop.db") as conn:
+        conn.execute("CREATE TABLE t (id INTEGER)")
+    register(client, "shop", "sqlite", {"path": str(tmp_path / "shop.db")})
+
+
+@both_catalogs
+@pytest.mark.usefixtures("shop")
+@pytest.mark.parametrize(
+    ("method", "url", "body", "status", "message"),
+    [
+        ("POST", "/refresh", {"connection_id": "a\x00b"}, 400, f"connection_id: {NUL_TEXT}"),
+        (
+            "POST",
+            "/refresh",
+            {"connection_id": "a\x00b", "data": True},
+            400,
+            f"connection_id: {NUL_TEXT}",
+        ),
+        (
+            "POST",
+            "/refresh",
+            {"connection_id": "a\x00b", "data": True, "async": True},
+            400,
+            f"connection_id: {NUL_TEXT}",
+        ),
+        (
+            "POST",
+            "/refresh",
+            {**SHOP_TABLE, "table_name": "a\x00b"},
+            400,
+            f"table_name: {NUL_TEXT}",
+        ),
+        ("POST", "/refresh", {"connection_id": "shop", "a\x00b": 1}, 400, f"a\\x00b: {NUL_TEXT}"),
+        (
+            "POST",
+            "/connections",
+            {"name": "c", "source_type": "postgres", "config": {"password": "a\x00"}},
+            400,
+            f"config.password: {NUL_TEXT}",
+        ),
+        ("GET", "/connections/a%00b", None, 404, NUL_PATH),
+        ("GET", "/connections/shop/tables/main/a%00b", None, 404, NUL_PATH),
+        ("DELETE", "/connections/shop/tables/main/a%00b/cache", None, 404, NUL_PATH),
+        ("GET", "/refresh/jobs/a%00b", None, 404, NUL_PATH),
+        ("GET", "/connections?a%00b=1", None, 400, f"query parameter a\\x00b: {NUL_TEXT}"),
+        ("GET", "/connections/shop?x=a%00b", None, 400, f"query parameter x: {NUL_TEXT}"),
+    ],
+)
+def test_a_nul_character_is_refused_before_any_look_up(
+    client: FlaskClient,
+    method: str,
+    url: str,
+    body: dict[str, object] | None,
+    status: int,
+    message: str,
+) -> None:
+    """PostgreSQL's text cannot hold NUL: looked up, it was a 500 (and a failed job with async)."""
+    response = client.open(url, method=method, json=body)
+    assert_error(response, status, CODES[status], message)
+    assert [c["id"] for c in client.get("/connections").get_json()["connections"]] == ["shop"]
 
 
 def test_a_surrogate_in_the_url_is_not_a_crash(client: FlaskClient) -> None:

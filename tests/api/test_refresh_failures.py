@@ -118,6 +118,28 @@ def test_killed_source_connection_fails_cleanly(
     assert len(cache.files()) == 1
 
 
+def test_dropping_the_cache_during_a_refresh_publishes_nothing(
+    client: FlaskClient, cache: Backend, cached: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dropped = []
+    after_first_batch(
+        monkeypatch,
+        lambda: dropped.append(client.delete("/connections/src/tables/public/t/cache")),
+    )
+    message = assert_error(client.post("/refresh", json=TABLE), 409, "CONFLICT")
+
+    assert dropped[0].status_code == 204
+    assert message == "the table's cache was dropped while this refresh ran; nothing was published"
+    info = table_info(client, "src", "public", "t")
+    assert info["synced"] is False
+    assert [(v["status"], v["error"]) for v in info["versions"]] == [
+        ("failed", "the table's cache was dropped while this refresh ran"),
+        ("superseded", None),
+    ]
+    (only,) = cache.files()  # the refresh removed its own directory; the old one waits its grace
+    assert cached.endswith(only.rsplit("/", 2)[-2])
+
+
 @pytest.mark.parametrize("cache", ["s3"], indirect=True)
 def test_failed_upload_keeps_the_previous_version(
     client: FlaskClient, cache: Backend, rt: Runtime, cached: str, monkeypatch: pytest.MonkeyPatch

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.backends import Backend, S3Backend
+from tests.support.services import Database, PostgresServer
+from tests.support.slow_view import SlowView
 from tests.support.workers import (
     CAP,
     Process,
@@ -52,3 +54,9 @@ def scheduler(environ: dict[str, str], tmp_path: Path) -> Callable[[], AbstractC
         return running(1, procfile_command("scheduler"), environ, tmp_path)
 
     return start
+
+
+@pytest.fixture
+def view(postgres: PostgresServer, pg_source: Database) -> SlowView:
+    """View ``t`` (and table ``t_delay``) in the source database, as slow as the test says."""
+    return SlowView(postgres, pg_source)

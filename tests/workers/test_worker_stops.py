@@ -13,26 +13,19 @@ from flask.testing import FlaskClient
 
 from tests.support.api import refresh, register, submit, table_info, wait_for_job
 from tests.support.backends import Backend
-from tests.support.services import Database, PostgresServer
+from tests.support.services import Database
+from tests.support.slow_view import SlowView
 from tests.support.workers import StartWorkers, wait_until
 
 TABLE = {"connection_id": "src", "schema_name": "public", "table_name": "t", "data": True}
 
 
 @pytest.fixture
-def slowed(client: FlaskClient, postgres: PostgresServer, pg_source: Database) -> str:
+def slowed(client: FlaskClient, view: SlowView, pg_source: Database) -> str:
     """Table ``t`` refreshed once, then made to take a minute to read; returns its current path."""
-    with postgres.connect(pg_source) as conn:
-        conn.execute("CREATE TABLE delay (seconds float)")
-        conn.execute("INSERT INTO delay VALUES (0)")
-        conn.execute(
-            "CREATE VIEW t AS SELECT g AS id FROM generate_series(1, 1000) g, "
-            "pg_sleep((SELECT seconds FROM delay))"
-        )
     register(client, "src", "postgres", pg_source.config())
     refresh(client, "src", "public", "t")
-    with postgres.connect(pg_source) as conn:
-        conn.execute("UPDATE delay SET seconds = 60")
+    view.delay(60)
     return table_info(client, "src", "public", "t")["current_path"]
 
 
@@ -68,8 +61,7 @@ def test_a_killed_worker_s_job_is_failed_and_its_claim_taken_over(
     client: FlaskClient,
     cache: Backend,
     workers: StartWorkers,
-    postgres: PostgresServer,
-    pg_source: Database,
+    view: SlowView,
     slowed: str,
 ) -> None:
     # RQ declares a job abandoned once its worker's heartbeat is 60 s past due (plus the
@@ -88,8 +80,7 @@ def test_a_killed_worker_s_job_is_failed_and_its_claim_taken_over(
     assert "its worker was killed" in job["error"]
     assert time.monotonic() - killed_at < 150
 
-    with postgres.connect(pg_source) as conn:
-        conn.execute("UPDATE delay SET seconds = 0")
+    view.delay(0)
     refresh(client, "src", "public", "t")  # takes over the dead claim
     info = table_info(client, "src", "public", "t")
     assert [v["status"] for v in info["versions"]] == ["current", "failed", "superseded"]
