@@ -47,6 +47,8 @@ class Settings:
     orphan_min_age_seconds: int
     job_result_ttl_seconds: int
     file_sources_dir: Path
+    schedule_poll_seconds: int
+    schedule_max_failures: int
 
     @property
     def embedded(self) -> bool:
@@ -84,6 +86,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         orphan_min_age_seconds=_int(env, "ORPHAN_MIN_AGE_SECONDS", 7200, minimum=0),
         job_result_ttl_seconds=_int(env, "JOB_RESULT_TTL_SECONDS", 86400, minimum=1),
         file_sources_dir=_directory(env, "FILE_SOURCES_DIR", VAR_DIR / "sources"),
+        schedule_poll_seconds=_int(env, "SCHEDULE_POLL_SECONDS", 15, minimum=1),
+        schedule_max_failures=_int(env, "SCHEDULE_MAX_FAILURES", 10, minimum=1),
     )
 
 

@@ -74,5 +74,9 @@ class JobQueue(Protocol):
         """The latest ``limit`` requests the queue still keeps (queued, running, or ended within
         ``JOB_RESULT_TTL_SECONDS``), newest first. Raises ``ServiceUnavailable``."""
 
+    def counts(self) -> Mapping[tuple[str, str], int]:
+        """How many jobs each queue holds in each state, by (queue, state) (``GET /metrics``).
+        Raises ``ServiceUnavailable``."""
+
     def close(self) -> None:
         """Release connections; in embedded mode, stop the in-process workers."""

@@ -40,6 +40,10 @@ class RefreshRequest:
     table_name: str | None = None
     data: bool = False
     include_uncached: bool = False
+    # Modes 3 and 4: skip a table whose source has not changed since its current version.
+    if_changed: bool = False
+    # Modes 3 and 4: no change check, and publish even a version the hold would keep back.
+    force: bool = False
     # None: the mode's default (modes 1-3 answer in the request, mode 4 runs as a job).
     run_async: bool | None = None
 
@@ -74,6 +78,13 @@ def resolve_mode(rt: Runtime, request: RefreshRequest) -> Mode:
         raise InvalidRequest(
             "include_uncached applies only to a connection-wide data refresh "
             "(connection_id and data: true, without schema_name)"
+        )
+    for flag in ("if_changed", "force"):
+        if getattr(request, flag) and mode not in (Mode.TABLE_DATA, Mode.CONNECTION_DATA):
+            raise InvalidRequest(f"{flag} applies only to a data refresh (data: true)")
+    if request.if_changed and request.force:
+        raise InvalidRequest(
+            "force skips the change check that if_changed asks for; send one of them"
         )
     return mode
 

@@ -4,30 +4,41 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
-from refresh.catalog import Table
+from refresh.catalog import Table, TableSettings, utcnow
 from refresh.lookup import load_connection, load_table
 from refresh.runtime import Runtime
+from refresh.staleness import is_stale
 from refresh.versions.outcomes import uncache
 
 
-def list_tables(rt: Runtime, connection_id: str) -> list[Table]:
+def list_tables(rt: Runtime, connection_id: str, stale: bool | None = None) -> list[Table]:
+    """The connection's tables with their settings loaded; only those whose ``is_stale`` is
+    ``stale`` when it is given."""
     with rt.catalog.session() as session:
         load_connection(session, connection_id)
-        return list(
+        rows = list(
             session.scalars(
                 select(Table)
+                .options(selectinload(Table.settings))
                 .where(Table.connection_id == connection_id)
                 .order_by(Table.schema_name, Table.table_name)
             )
         )
+    if stale is None:
+        return rows
+    now = utcnow()
+    return [row for row in rows if is_stale(row, now) is stale]
 
 
 def get_table(rt: Runtime, connection_id: str, schema_name: str, table_name: str) -> Table:
-    """The table with its refresh history (``Table.versions``) loaded."""
+    """The table with its refresh history (``Table.versions``) and settings loaded."""
     with rt.catalog.session() as session:
         load_connection(session, connection_id)
-        return load_table(session, connection_id, schema_name, table_name, with_versions=True)
+        table = load_table(session, connection_id, schema_name, table_name, with_versions=True)
+        set_committed_value(table, "settings", session.get(TableSettings, table.id))
+        return table
 
 
 def version_histories(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import fakeredis
@@ -20,6 +21,7 @@ from rq import Queue
 from rq.exceptions import StopRequested
 from rq.worker import SimpleWorker
 
+from refresh.jobs import JobQueue
 from refresh.runtime import Runtime
 from workers.process_runtime import bound
 from workers.queues import QUEUES
@@ -70,7 +72,10 @@ class StoppableRedis(fakeredis.FakeRedis):
 
 
 class EmbeddedBroker:
-    def __init__(self, runtime: Runtime, threads: int) -> None:
+    def __init__(
+        self, runtime: Runtime, threads: int, job_queue: Callable[[fakeredis.FakeRedis], JobQueue]
+    ) -> None:
+        """``job_queue`` makes the scheduler's job queue over a client of the broker."""
         self._server = fakeredis.FakeServer()
         self._stopping = threading.Event()
         self.connection = self.client()
@@ -91,7 +96,10 @@ class EmbeddedBroker:
         for thread in self._threads:
             thread.start()
         # Signals are the web server's: the scheduler thread is stopped by the broker.
-        self._scheduler = Scheduler(self.client(), runtime.settings, logging_level="WARNING")
+        scheduler_client = self.client()
+        self._scheduler = Scheduler(
+            scheduler_client, runtime, job_queue(scheduler_client), logging_level="WARNING"
+        )
         self._scheduler_thread = threading.Thread(
             target=self._scheduler.run, name="embedded-scheduler", daemon=True
         )

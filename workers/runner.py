@@ -21,6 +21,7 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus as RQStatus
+from rq.registry import BaseRegistry
 
 from config import Settings
 from refresh.common.errors import NotFound, ServiceUnavailable
@@ -29,7 +30,7 @@ from refresh.refresh_request import Mode, RefreshRequest
 from refresh.runtime import Runtime
 from workers import progress, tasks
 from workers.embedded import EmbeddedBroker
-from workers.queues import REFRESH, connect
+from workers.queues import QUEUES, REFRESH, connect
 
 # RQ's own job-id alphabet; anything else cannot name a job, and must not reach Redis keys.
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -122,19 +123,24 @@ class RQJobQueue:
         nothing); the request jobs are those with a ``request`` in their meta."""
         with _reachable():
             ids = set(self._queue.get_job_ids())
-            for registry in (
-                self._queue.started_job_registry,
-                self._queue.deferred_job_registry,
-                self._queue.scheduled_job_registry,
-                self._queue.finished_job_registry,
-                self._queue.failed_job_registry,
-                self._queue.canceled_job_registry,
-            ):
+            for registry in _registries(self._queue).values():
                 ids.update(registry.get_job_ids(cleanup=False))
             jobs = RQJob.fetch_many(sorted(ids), connection=self.connection)
         requests = [job for job in jobs if job is not None and "request" in job.meta]
         requests.sort(key=lambda job: job.enqueued_at or _NEVER, reverse=True)
         return [self.get(job.id) for job in requests[:limit]]
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """RQ's own counts: a queue's waiting jobs, and each of its registries (not cleaned up
+        first: a scrape changes nothing)."""
+        counts = {}
+        with _reachable():
+            for name in QUEUES:
+                queue = Queue(name, connection=self.connection)
+                counts[name, "queued"] = queue.count
+                for state, registry in _registries(queue).items():
+                    counts[name, state] = registry.get_job_count(cleanup=False)
+        return counts
 
     def close(self) -> None:
         if self._on_close is not None:
@@ -172,6 +178,18 @@ _JOBS: dict[Mode, tuple[Callable[..., Any], Callable[[RefreshRequest], dict[str,
 }
 
 
+def _registries(queue: Queue) -> dict[str, BaseRegistry]:
+    """The registries of a queue's jobs that are not waiting in it, by the state they hold."""
+    return {
+        "started": queue.started_job_registry,
+        "deferred": queue.deferred_job_registry,
+        "scheduled": queue.scheduled_job_registry,
+        "finished": queue.finished_job_registry,
+        "failed": queue.failed_job_registry,
+        "canceled": queue.canceled_job_registry,
+    }
+
+
 def _status(job: RQJob) -> JobStatus:
     return _STATUS.get(job.get_status(refresh=False), JobStatus.RUNNING)
 
@@ -192,6 +210,10 @@ def open_job_queue(runtime: Runtime) -> RQJobQueue:
     per allowed concurrent table, so one connection's refresh can use its whole cap."""
     settings = runtime.settings
     if settings.embedded:
-        broker = EmbeddedBroker(runtime, threads=settings.parallel_refresh_count)
+        broker = EmbeddedBroker(
+            runtime,
+            threads=settings.parallel_refresh_count,
+            job_queue=lambda connection: RQJobQueue(connection, settings),
+        )
         return RQJobQueue(broker.connection, settings, on_close=broker.stop)
     return RQJobQueue(connect(settings.redis_url), settings)

@@ -21,6 +21,7 @@ class Operation:
     summary: str
     responses: dict[int, type[Schema] | dict[str, Any] | None]
     request: type[Schema] | None = None
+    query: type[Schema] | None = None
     errors: tuple[int, ...] = field(default=())
     authenticated: bool = True
 
@@ -46,10 +47,43 @@ OPERATIONS: dict[str, Operation] = {
         errors=(404,),
     ),
     "tables.list_tables": Operation(
-        "List a connection's tables", {200: schemas.TableListSchema}, errors=(404,)
+        "List a connection's tables",
+        {200: schemas.TableListSchema},
+        query=schemas.TableListQuerySchema,
+        errors=(400, 404),
     ),
     "tables.get_table": Operation(
         "Show a table with its refresh history", {200: schemas.TableDetailSchema}, errors=(404,)
+    ),
+    "tables.get_table_settings": Operation(
+        "A table's settings (the defaults when never set)",
+        {200: schemas.TableSettingsSchema},
+        errors=(404,),
+    ),
+    "tables.put_table_settings": Operation(
+        "Change any of a table's settings; answers with all of them",
+        {200: schemas.TableSettingsSchema},
+        request=schemas.TableSettingsSchema,
+        errors=(400, 404, 413, 415),
+    ),
+    "schedules.put_schedule": Operation(
+        "Create or replace the connection's refresh schedule (resumes a paused one)",
+        {200: schemas.ScheduleSchema},
+        request=schemas.ScheduleRequestSchema,
+        errors=(400, 404, 413, 415),
+    ),
+    "schedules.get_schedule": Operation(
+        "The connection's refresh schedule and how its runs went",
+        {200: schemas.ScheduleSchema},
+        errors=(404,),
+    ),
+    "schedules.delete_schedule": Operation(
+        "Stop scheduling the connection's refreshes", {204: None}, errors=(404,)
+    ),
+    "metrics.get_metrics": Operation(
+        "Prometheus metrics (text format), read from the catalog and the job queue",
+        {200: None},
+        errors=(503,),
     ),
     "tables.drop_table_cache": Operation(
         "Uncache a table; its Parquet is deleted after the grace period",
@@ -134,11 +168,14 @@ def _operation(operation: Operation, arguments: set[str]) -> dict[str, Any]:
             "description": _DESCRIPTIONS[401],
             "content": {"application/json": {"schema": schemas.ErrorSchema}},
         }
-    if arguments:
-        result["parameters"] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in sorted(arguments)
-        ]
+    parameters: list[Any] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in sorted(arguments)
+    ]
+    if operation.query is not None:
+        parameters.append({"in": "query", "schema": operation.query})
+    if parameters:
+        result["parameters"] = parameters
     if operation.request is not None:
         result["requestBody"] = {
             "required": True,

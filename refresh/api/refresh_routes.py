@@ -38,6 +38,8 @@ def post_refresh() -> Response | tuple[Response, int, dict[str, str]]:
         table_name=fields.get("table_name"),
         data=fields["data"],
         include_uncached=fields["include_uncached"],
+        if_changed=fields["if_changed"],
+        force=fields["force"],
         run_async=fields.get("async_"),
     )
     rt = runtime()

@@ -5,13 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, post_dump, post_load, validate
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    post_dump,
+    post_load,
+    validate,
+    validates_schema,
+)
 
-from refresh.catalog.models import VERSION_STATUSES
+from refresh.catalog.models import VERSION_STATUSES, utcnow
 from refresh.connections import DiscoveryStatus
 from refresh.jobs import JobStatus
 from refresh.refresh_request import Mode
 from refresh.sources import SOURCE_TYPES, source_class
+from refresh.staleness import is_stale
 
 CONNECTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
@@ -35,6 +44,24 @@ class StrictBoolean(fields.Boolean):
         if not isinstance(value, bool):
             raise self.make_error("invalid")
         return value
+
+
+class StrictQueryBoolean(fields.Boolean):
+    """A flag of the query string: ``true`` or ``false``, nothing else."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if value not in ("true", "false"):
+            raise self.make_error("invalid")
+        return value == "true"
+
+
+class StrictFloat(fields.Float):
+    """A JSON number only (not a string, not a boolean), and never NaN or an infinity."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class _OmitEmpty(Schema):
@@ -129,6 +156,20 @@ class TableSchema(Schema):
     current_version = fields.String(allow_none=True)
     removed = fields.Function(lambda t: t.removed_at is not None, dump_only=True)
     schema_changed_at = fields.DateTime(allow_none=True)
+    last_success_at = fields.DateTime(
+        allow_none=True,
+        metadata={"description": "last time confirmed fresh (published or unchanged)"},
+    )
+    last_checked_at = fields.DateTime(
+        allow_none=True, metadata={"description": "last change check at the source"}
+    )
+    consecutive_failures = fields.Integer(metadata={"description": "refreshes failed since"})
+    stale = fields.Function(
+        lambda t: is_stale(t, utcnow()),
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "null unless the table's max_staleness_seconds is set"},
+    )
     columns = fields.List(fields.Nested(ColumnSchema), attribute="arrow_schema.columns")
 
 
@@ -153,6 +194,65 @@ class TableDetailSchema(TableSchema):
     versions = fields.List(fields.Nested(VersionSchema), metadata={"description": "newest first"})
 
 
+class TableListQuerySchema(Schema):
+    stale = StrictQueryBoolean(metadata={"description": "only the tables that are (not) stale"})
+
+
+class TableSettingsSchema(Schema):
+    """``PUT`` takes any of the fields (the others keep their values); answers with all."""
+
+    check_sql = fields.String(
+        allow_none=True,
+        metadata={"description": "one SELECT returning one row, run instead of the fingerprint"},
+    )
+    hold_below_ratio = StrictFloat(
+        validate=validate.Range(0, 1),
+        metadata={"description": "hold a version with fewer rows than this share; default 0.1"},
+    )
+    max_staleness_seconds = fields.Integer(
+        strict=True, allow_none=True, validate=validate.Range(min=1)
+    )
+
+
+# --- schedules -----------------------------------------------------------------------------------
+
+
+class ScheduleRequestSchema(Schema):
+    every_seconds = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1))
+    cron = fields.String(
+        allow_none=True,
+        metadata={"description": "five fields (minute hour day month weekday), UTC"},
+    )
+    include_uncached = StrictBoolean(load_default=False)
+    only_if_changed = StrictBoolean(load_default=True)
+    enabled = StrictBoolean(load_default=True)
+
+    @validates_schema
+    def _one_timing(self, data: dict[str, Any], **_: Any) -> None:
+        if (data.get("every_seconds") is None) == (data.get("cron") is None):
+            raise ValidationError(
+                "send exactly one of every_seconds (an integer >= 1) or cron (five fields, UTC)"
+            )
+
+
+class ScheduleSchema(Schema):
+    connection_id = fields.String()
+    every_seconds = fields.Integer(allow_none=True)
+    cron = fields.String(allow_none=True)
+    include_uncached = fields.Boolean()
+    only_if_changed = fields.Boolean()
+    enabled = fields.Boolean()
+    next_run_at = fields.DateTime(
+        allow_none=True, metadata={"description": "null while disabled or paused"}
+    )
+    last_run_at = fields.DateTime(allow_none=True)
+    last_job_id = fields.String(allow_none=True)
+    consecutive_failures = fields.Integer()
+    paused_reason = fields.String(
+        allow_none=True, metadata={"description": "why it stopped; PUT the schedule to resume"}
+    )
+
+
 # --- refresh -------------------------------------------------------------------------------------
 
 
@@ -162,6 +262,14 @@ class RefreshRequestSchema(Schema):
     table_name = fields.String()
     data = StrictBoolean(load_default=False)
     include_uncached = StrictBoolean(load_default=False)
+    if_changed = StrictBoolean(
+        load_default=False,
+        metadata={"description": "modes 3 and 4: skip tables whose source has not changed"},
+    )
+    force = StrictBoolean(
+        load_default=False,
+        metadata={"description": "modes 3 and 4: no change check, and publish even a held version"},
+    )
     async_ = StrictBoolean(data_key="async")
 
 

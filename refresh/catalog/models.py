@@ -13,8 +13,10 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -39,11 +41,16 @@ class VersionStatus(enum.StrEnum):
     DELETED = "deleted"  # the queued deletion removed its directory (``deleted_at``)
     # Deleting its directory failed MAX_DELETION_RETRIES times; the files stay, ``error`` says why.
     DELETION_FAILED = "deletion_failed"
+    # Written but not published: it had no rows, or far fewer than the current version (the
+    # table's ``hold_below_ratio``); the previous version stays current, ``error`` says why.
+    HELD = "held"
 
 
 VERSION_STATUSES = tuple(VersionStatus)
 # The rows of the partial unique index that allows one writer per table (``refresh.versions``).
 ONE_WRITER = text(f"status = '{VersionStatus.WRITING}'")
+# A new version with fewer rows than this share of the current one's is held, not published.
+DEFAULT_HOLD_BELOW_RATIO = 0.1
 
 
 def utcnow() -> datetime:
@@ -127,6 +134,21 @@ class Table(Base):
     discovered_at: Mapped[datetime] = mapped_column(default=utcnow)
     removed_at: Mapped[datetime | None]
     schema_changed_at: Mapped[datetime | None]
+    # Freshness: the last time the cache was confirmed fresh (a version published, or the source
+    # found unchanged), the last change check, and the refreshes failed since the last success.
+    last_success_at: Mapped[datetime | None]
+    last_checked_at: Mapped[datetime | None]
+    consecutive_failures: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    # How each refresh of the table ended, counted for ``GET /metrics`` (Prometheus counters,
+    # right with any number of processes because the catalog holds them).
+    refreshes_published: Mapped[int] = mapped_column(
+        BigInteger, default=0, server_default=text("0")
+    )
+    refreshes_unchanged: Mapped[int] = mapped_column(
+        BigInteger, default=0, server_default=text("0")
+    )
+    refreshes_held: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    refreshes_failed: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
 
     # The refresh history, newest first; loaded only when asked for (selectinload).
     versions: Mapped[list[TableVersion]] = relationship(
@@ -134,6 +156,8 @@ class Table(Base):
         lazy="raise",
         viewonly=True,
     )
+    # The table's own settings (None: the defaults); loaded only when asked for.
+    settings: Mapped[TableSettings | None] = relationship(lazy="raise", viewonly=True)
 
 
 class TableVersion(Base):
@@ -177,6 +201,10 @@ class TableVersion(Base):
     job_id: Mapped[str | None] = mapped_column(String(64))
     # When the queued deletion removed the directory (status ``deleted``).
     deleted_at: Mapped[datetime | None]
+    # The source's change fingerprint taken before this version was read (``refresh.sources``:
+    # ``Source.fingerprints`` or the table's ``check_sql``); a check that finds the current
+    # version's fingerprint again skips the refresh. NULL: none was usable (always "changed").
+    fingerprint: Mapped[str | None] = mapped_column(String(128))
 
 
 class PendingDeletion(Base):
@@ -196,3 +224,66 @@ class PendingDeletion(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     claim_token: Mapped[str | None] = mapped_column(String(32))
     claimed_until: Mapped[datetime | None]
+
+
+class TableSettings(Base):
+    """A table's own refresh settings; a table without a row has the defaults.
+
+    One row per table, dropped with it. Issue 17's settings (``refresh_mode``, ``cursor_column``,
+    ...) are columns of this row too.
+    """
+
+    __tablename__ = "table_settings"
+    __table_args__ = (
+        CheckConstraint("hold_below_ratio >= 0 AND hold_below_ratio <= 1", name="hold_below_ratio"),
+        CheckConstraint(
+            "max_staleness_seconds IS NULL OR max_staleness_seconds >= 1",
+            name="max_staleness_seconds",
+        ),
+    )
+
+    table_id: Mapped[int] = mapped_column(
+        ForeignKey("tables.id", ondelete="CASCADE"), primary_key=True
+    )
+    # One SELECT returning one row, run at the source instead of its fingerprint
+    # (``refresh.check_sql``).
+    check_sql: Mapped[str | None]
+    hold_below_ratio: Mapped[float] = mapped_column(Float, default=DEFAULT_HOLD_BELOW_RATIO)
+    max_staleness_seconds: Mapped[int | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Schedule(Base):
+    """A connection's refresh schedule, run by the scheduler process (``refresh.schedule_runs``).
+
+    Two schedulers never start one run twice: a run is claimed by moving ``next_run_at`` with a
+    compare-and-set. ``last_job_id`` is the job of the last run; ``last_job_settled`` says whether
+    its outcome has been counted (``consecutive_failures``, ``last_failure_at``).
+    """
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        CheckConstraint("(every_seconds IS NULL) <> (cron IS NULL)", name="one_timing"),
+        CheckConstraint("every_seconds IS NULL OR every_seconds >= 1", name="every_seconds"),
+    )
+
+    connection_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    every_seconds: Mapped[int | None]
+    cron: Mapped[str | None] = mapped_column(String(255))
+    include_uncached: Mapped[bool] = mapped_column(Boolean)
+    only_if_changed: Mapped[bool] = mapped_column(Boolean)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    # NULL while disabled or paused: the scheduler looks at due rows only.
+    next_run_at: Mapped[datetime | None] = mapped_column(index=True)
+    last_run_at: Mapped[datetime | None]
+    last_job_id: Mapped[str | None] = mapped_column(String(64))
+    last_job_settled: Mapped[bool] = mapped_column(Boolean, default=True)
+    consecutive_failures: Mapped[int] = mapped_column(default=0)
+    # When the last failed run ended: a successful refresh of the connection after it (a table
+    # published or found unchanged) resets ``consecutive_failures``.
+    last_failure_at: Mapped[datetime | None]
+    paused_reason: Mapped[str | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

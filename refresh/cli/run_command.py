@@ -42,6 +42,12 @@ from refresh.runtime import Runtime
     is_flag=True,
     help="The body's include_uncached: tables never cached too.",
 )
+@click.option(
+    "--if-changed", is_flag=True, help="The body's if_changed: skip tables that did not change."
+)
+@click.option(
+    "--force", is_flag=True, help="The body's force: no change check; publish even a held version."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the body POST /refresh answers.")
 @with_appcontext
 def command(as_json: bool, **fields: Any) -> None:

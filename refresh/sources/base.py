@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -150,6 +150,27 @@ class Source(ABC):
         value that does not fit its column's Arrow type raises ``SourceError`` naming the column.
         """
 
+    def fingerprints(
+        self, tables: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], str | None]:
+        """Each table's change fingerprint, for all of ``tables`` in one or a few queries.
+
+        An opaque string that is equal only if no row of the table can have changed between two
+        calls (inserts, updates, deletes, TRUNCATE, column changes committed before the call);
+        None where the source cannot tell, which counts as "changed". A fingerprint may change
+        without a change of rows (that costs a refresh), never the reverse. The refresh flow
+        records it with the version it reads next and skips the read while it stays the same.
+        Bounded like every source call (the caller runs it under ``SOURCE_STALL_TIMEOUT_SECONDS``
+        and ``interrupt``s it). This default knows nothing: every table is None.
+        """
+        return dict.fromkeys(tables)
+
+    @abstractmethod
+    def run_check(self, sql: str) -> tuple[object, ...]:
+        """The one row of a table's ``check_sql`` (validated by ``refresh.check_sql``), run in
+        a read-only transaction where the source has one; ``interrupt`` stops it. A result of
+        no row or several raises ``SourceError``, as does any failure of the query."""
+
     def interrupt(self) -> None:
         """Stop the ``read`` in progress, and every later one: the source is done with.
 
@@ -165,3 +186,11 @@ class Source(ABC):
         cancel) stops at its next batch boundary, and any read started afterwards fails at once.
         """
         self._stopper.interrupt()
+
+
+def single_row(rows: Sequence[Sequence[object]]) -> tuple[object, ...]:
+    """The row of a check's result (fetched with at most two rows), or ``SourceError``."""
+    if len(rows) != 1:
+        found = "no row" if not rows else "more than one row"
+        raise SourceError(f"check_sql returned {found}; it must return exactly one")
+    return tuple(rows[0])

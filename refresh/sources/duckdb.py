@@ -18,6 +18,9 @@ string-to-decimal cast refuses what does not fit.
 
 ``interrupt`` calls the connection's own ``interrupt()``, which DuckDB makes safe from another
 thread: the running query stops and the read raises.
+
+The change fingerprint is the file's (``file_fingerprint``: the database file and its ``.wal``):
+one for every table of the file. A ``check_sql`` runs on a read-only connection.
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ import duckdb
 import pyarrow as pa
 from sqlalchemy.dialects.postgresql.base import PGDialect
 
-from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source
+from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source, single_row
 from refresh.sources.config import FileConfigSchema
 from refresh.sources.convert import cast_batch, read_as_text
 from refresh.sources.driver_errors import source_errors
+from refresh.sources.file_fingerprint import file_fingerprint
 from refresh.sources.typemap import decimal_type
 
 _SIMPLE_TYPES: dict[str, pa.DataType] = {
@@ -122,6 +126,24 @@ class DuckDBSource(Source):
         for schema, table, name, nullable, data_type in rows:
             columns[schema, table].append(Column(name, arrow_type(data_type), nullable, data_type))
         return [DiscoveredTable(s, t, tuple(cols)) for (s, t), cols in columns.items()]
+
+    def fingerprints(
+        self, tables: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], str | None]:
+        path = self.config["path"]
+        return dict.fromkeys(tables, file_fingerprint(path, [f"{path}.wal"]))
+
+    def run_check(self, sql: str) -> tuple[object, ...]:
+        self._stopper.check()
+        with source_errors([], (duckdb.Error,)):
+            connection = self._connect()
+        with (
+            closing(connection),
+            self._stopper.on_interrupt(connection.interrupt),
+            source_errors([], (duckdb.Error,)),
+            self._stopper.explaining(),
+        ):
+            return single_row(connection.execute(sql).fetchmany(2))
 
     @contextmanager
     def read(self, table: DiscoveredTable) -> Iterator[Iterator[pa.RecordBatch]]:

@@ -21,17 +21,44 @@ Columns read as strings are cast with ``::text`` in the SELECT, so ADBC returns 
 of extension types; so are numerics: PostgreSQL's ``numeric_out`` on the server plus pyarrow's
 string-to-decimal cast is about three times faster than ADBC's own numeric decoding (measured on
 the benchmark table), and the cast refuses any value that would lose digits.
+
+The change fingerprint (``fingerprints``, one query for any number of tables, after a wait for
+statistics to settle) hashes, per table: its oid and its ``pg_class`` row version (``xmin``: a
+new one on most DDL, e.g. ``ADD COLUMN``), its columns, and for the table and every table that
+inherits from it (partitions, inheritance children: a SELECT reads them too) the relfilenode (a
+new one on ``TRUNCATE``, ``REFRESH MATERIALIZED VIEW``, rewriting DDL) and the cumulative
+statistics ``n_tup_ins``, ``n_tup_upd``, ``n_tup_del`` (aborted writes count too); plus what
+tells a statistics reset (``pg_stat_database.stats_reset``, set by ``pg_stat_reset()`` and
+``pg_stat_reset_single_table_counters()``; ``pg_stat_bgwriter.stats_reset``, set when a crash
+recovery discards statistics; the postmaster's start time). Views and foreign tables get none.
+
+The statistics lag (PostgreSQL 15's cumulative statistics, pgstat.c and postgres.c): a session
+adds its counts to the shared statistics when it goes idle outside a transaction, at most once a
+second (``PGSTAT_MIN_INTERVAL``); counts held back then are flushed by a timer 10 s later
+(``PGSTAT_IDLE_INTERVAL``) if the session is still idle, or when it next goes idle; a session
+that starts another statement or transaction first keeps them until it is idle again, however
+long that takes. So before reading the counters, ``_settle`` waits (up to
+``SETTLE_WAIT_SECONDS``) until every other session of the database present at the start has
+been idle for ``SETTLED_IDLE_SECONDS`` (its counts flushed) or is gone (a session flushes when
+it ends); sessions that start meanwhile only hold later writes. If that does not happen in time
+(a session busy or in a transaction all along), or ``track_counts`` is off, every table gets no
+fingerprint ("changed"). Reading other users' sessions needs ``pg_read_all_stats``; without it
+they cannot be seen settled either. A superuser session that turns ``track_counts`` off for
+itself writes unseen: no fingerprint can tell, only a ``check_sql``.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
+import json
 import logging
 import math
 import queue
 import re
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
@@ -45,7 +72,14 @@ import pyarrow as pa
 from sqlalchemy.dialects.postgresql.base import PGDialect
 
 from refresh.sources import adbc
-from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source, SourceError
+from refresh.sources.base import (
+    BATCH_ROWS,
+    Column,
+    DiscoveredTable,
+    Source,
+    SourceError,
+    single_row,
+)
 from refresh.sources.config import PostgresConfigSchema
 from refresh.sources.convert import cast_batch, read_as_text
 from refresh.sources.driver_errors import source_errors
@@ -152,6 +186,55 @@ WHERE n.nspname = %s AND c.relname = %s
 """
 _EXPORT_SQL = "SELECT pg_catalog.pg_export_snapshot()"
 _SNAPSHOT_NAME = re.compile(r"[0-9A-F]+(-[0-9A-F]+)+")
+
+# Statistics settle (see the module docstring): a session idle this long has flushed its counts
+# (PGSTAT_IDLE_INTERVAL is 10 s), and a check waits at most this long for every session to be.
+SETTLED_IDLE_SECONDS = 12
+SETTLE_WAIT_SECONDS = 15
+_SETTLE_POLL_SECONDS = 0.5
+# Every other session of this database that may still hold counts of writes it made before
+# ``%(since)s``: not idle long enough, and started before. Autovacuum counts no rows written.
+_UNSETTLED_SQL = """
+SELECT pid, backend_start FROM pg_catalog.pg_stat_activity
+WHERE datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+  AND pid <> pg_catalog.pg_backend_pid()
+  AND backend_type IS DISTINCT FROM 'autovacuum worker'
+  AND backend_start < %(since)s
+  AND (state IS DISTINCT FROM 'idle'
+       OR state_change > statement_timestamp() - make_interval(secs => %(idle)s))
+"""
+_FINGERPRINT_SQL = """
+WITH RECURSIVE target AS (
+    SELECT w.schema_name, w.table_name, c.oid, c.relkind, c.xmin::text AS row_version
+    FROM unnest(%(schemas)s::text[], %(tables)s::text[]) AS w(schema_name, table_name)
+    JOIN pg_catalog.pg_namespace n ON n.nspname = w.schema_name
+    JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = w.table_name
+), tree(root, relid) AS (
+    SELECT oid, oid FROM target
+  UNION
+    SELECT tree.root, i.inhrelid FROM tree JOIN pg_catalog.pg_inherits i ON i.inhparent = tree.relid
+)
+SELECT t.schema_name, t.table_name, t.oid, t.row_version,
+       (SELECT bool_and(m.relkind IN ('r', 'p', 'm'))
+        FROM tree JOIN pg_catalog.pg_class m ON m.oid = tree.relid WHERE tree.root = t.oid),
+       (SELECT json_agg(json_build_array(a.attnum, a.attname, a.atttypid, a.atttypmod,
+                                         a.attnotnull) ORDER BY a.attnum)
+        FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped),
+       (SELECT json_agg(json_build_array(m.oid, m.relfilenode,
+                                         pg_catalog.pg_stat_get_tuples_inserted(m.oid),
+                                         pg_catalog.pg_stat_get_tuples_updated(m.oid),
+                                         pg_catalog.pg_stat_get_tuples_deleted(m.oid))
+                        ORDER BY m.oid)
+        FROM tree JOIN pg_catalog.pg_class m ON m.oid = tree.relid WHERE tree.root = t.oid),
+       current_setting('track_counts') = 'on',
+       json_build_array(
+           (SELECT stats_reset FROM pg_catalog.pg_stat_database
+            WHERE datname = current_database()),
+           (SELECT stats_reset FROM pg_catalog.pg_stat_bgwriter),
+           pg_catalog.pg_postmaster_start_time())
+FROM target t
+"""
 
 # An error of the server in the middle of the COPY reaches Python as the OSError of pyarrow's
 # stream reader.
@@ -262,6 +345,73 @@ class PostgresSource(Source):
                 self._kept_adbc = connection
             else:
                 connection.close()
+
+    def fingerprints(
+        self, tables: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], str | None]:
+        result: dict[tuple[str, str], str | None] = dict.fromkeys(tables)
+        if not tables:
+            return result
+        self._stopper.check()
+        params = {
+            "schemas": [schema for schema, _ in tables],
+            "tables": [table for _, table in tables],
+        }
+        with (
+            source_errors(self._secrets, _DRIVER_ERRORS),
+            self._kept() as connection,
+            self._stopper.on_interrupt(
+                functools.partial(connection.cancel_safe, timeout=self.connect_timeout)
+            ),
+            self._stopper.explaining(),
+        ):
+            if not self._settle(connection):
+                return result
+            rows = connection.execute(_FINGERPRINT_SQL, params).fetchall()
+        for schema, table, oid, row_version, usable, columns, members, counting, epoch in rows:
+            if (schema, table) in result and usable and counting:
+                parts = [oid, row_version, columns, members, epoch]
+                digest = hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+                result[schema, table] = f"pg1:{digest}"
+        return result
+
+    def _settle(self, connection: psycopg.Connection) -> bool:
+        """Wait until no other session present now may still hold unflushed counts (see the
+        module docstring); False when that does not happen within ``SETTLE_WAIT_SECONDS``."""
+        [since] = connection.execute("SELECT statement_timestamp()").fetchone()
+        waiting: set[tuple[int, object]] | None = None
+        deadline = time.monotonic() + SETTLE_WAIT_SECONDS
+        while True:
+            rows = connection.execute(
+                _UNSETTLED_SQL, {"since": since, "idle": SETTLED_IDLE_SECONDS}
+            ).fetchall()
+            unsettled = {(pid, started) for pid, started in rows}
+            waiting = unsettled if waiting is None else waiting & unsettled
+            if not waiting:
+                return True
+            if time.monotonic() >= deadline:
+                log.info(
+                    "statistics did not settle within %d s: no fingerprints", SETTLE_WAIT_SECONDS
+                )
+                return False
+            time.sleep(_SETTLE_POLL_SECONDS)
+            self._stopper.check()
+
+    def run_check(self, sql: str) -> tuple[object, ...]:
+        self._stopper.check()
+        with (
+            source_errors(self._secrets, _DRIVER_ERRORS),
+            self._psycopg_connect() as connection,
+            self._stopper.on_interrupt(
+                functools.partial(connection.cancel_safe, timeout=self.connect_timeout)
+            ),
+            self._stopper.explaining(),
+        ):
+            connection.read_only = True
+            # No parameters: psycopg sends the SQL as it is (a "%" is no placeholder).
+            rows = connection.execute(sql).fetchmany(2)
+            connection.rollback()
+        return single_row(rows)
 
     def _psycopg_connect(self, autocommit: bool = False) -> psycopg.Connection:
         return psycopg.connect(

@@ -15,6 +15,10 @@ binary types -> binary, anything else -> string. PostgreSQL domains use their ba
 The connect timeout reaches the drivers known to take ``connect_timeout`` (psycopg, psycopg2,
 PyMySQL); other drivers read theirs from the URL's query string, where a user can set it.
 
+Changes cannot be fingerprinted across every engine a URL may name: every table is always
+"changed" (the default ``fingerprints``). A ``check_sql`` runs in a transaction that is rolled
+back, read-only only where the database enforces it for the URL's user.
+
 ``interrupt`` cancels the running statement where the driver can from another thread: SQLite's
 ``interrupt()``, psycopg's ``cancel_safe()`` (bounded by the connect timeout). Other drivers
 (PyMySQL, psycopg2, ...) have no such call: a blocked read then ends by the driver's own timeouts
@@ -38,7 +42,7 @@ from sqlalchemy.engine.interfaces import ReflectedColumn
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from refresh.sources.base import Column, DiscoveredTable, Source
+from refresh.sources.base import Column, DiscoveredTable, Source, single_row
 from refresh.sources.config import confined_path
 from refresh.sources.driver_errors import source_errors
 from refresh.sources.sql_stream import stream_table
@@ -157,6 +161,20 @@ class SQLAlchemyURLSource(Source):
         return stream_table(
             engine, table, [self.password], _DRIVER_ERRORS, self._stopper, self._canceller
         )
+
+    def run_check(self, sql: str) -> tuple[object, ...]:
+        self._stopper.check()
+        with source_errors([self.password], _DRIVER_ERRORS):
+            engine = self._engine()
+            with engine.connect() as connection:
+                stop = self._canceller(connection.connection.dbapi_connection)
+                with (
+                    self._stopper.on_interrupt(stop or (lambda: None)),
+                    self._stopper.explaining(),
+                ):
+                    rows = connection.exec_driver_sql(sql).fetchmany(2)
+                    connection.rollback()
+        return single_row(rows)
 
     def _canceller(self, dbapi_connection: Any) -> Callable[[], None] | None:
         if isinstance(dbapi_connection, sqlite3.Connection):

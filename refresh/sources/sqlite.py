@@ -35,6 +35,11 @@ SELECT makes the types certain:
 The driver offers no cancel (ADBC 1.13: not implemented for SQLite), so ``interrupt`` stops the
 read at the next batch boundary: immediate on tables and plain views, but a view that computes for
 long before producing a batch (a sort, a slow recursive query) runs until its batch is ready.
+
+The change fingerprint is the file's (``file_fingerprint``: the database file and its ``-wal``,
+and the header's file change counter, which every committed write transaction outside WAL mode
+increments): one for every table of the file. A ``check_sql`` runs through ``sqlite3`` on a
+read-only connection, which ``interrupt`` stops with ``sqlite3``'s own ``interrupt()``.
 """
 
 from __future__ import annotations
@@ -56,10 +61,11 @@ import pyarrow.compute as pc
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 
 from refresh.sources import adbc
-from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source
+from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source, single_row
 from refresh.sources.config import FileConfigSchema
 from refresh.sources.convert import cast_array, column_error
 from refresh.sources.driver_errors import source_errors
+from refresh.sources.file_fingerprint import file_fingerprint
 from refresh.sources.typemap import UNCONSTRAINED_DECIMAL, decimal_type
 
 SCHEMA = "main"
@@ -87,6 +93,8 @@ _DRIVER_ERRORS = (sqlite3.Error, adbc_driver_manager.Error, pa.ArrowException, O
 _STATEMENT_OPTIONS = {"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)}
 
 _quote = SQLiteDialect().identifier_preparer.quote_identifier
+# The file change counter: bytes 24-27 of the database header.
+_CHANGE_COUNTER = slice(24, 28)
 
 # How each Arrow type is read: the SELECT item around the quoted name, the constant of the first
 # row, the Arrow type the driver then produces, and what a misfit value is called in the error.
@@ -152,6 +160,27 @@ class SQLiteSource(Source):
         for table, name, declared, not_null in rows:
             columns[table].append(Column(name, arrow_type(declared), not not_null, declared))
         return [DiscoveredTable(SCHEMA, table, tuple(cols)) for table, cols in columns.items()]
+
+    def fingerprints(
+        self, tables: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], str | None]:
+        path = self.config["path"]
+        try:
+            with open(path, "rb") as database:
+                header = database.read(100)[_CHANGE_COUNTER]
+        except OSError:
+            return dict.fromkeys(tables)
+        return dict.fromkeys(tables, file_fingerprint(path, [f"{path}-wal"], header))
+
+    def run_check(self, sql: str) -> tuple[object, ...]:
+        self._stopper.check()
+        with (
+            source_errors([], _DRIVER_ERRORS),
+            closing(sqlite3.connect(self._uri(), uri=True)) as connection,
+            self._stopper.on_interrupt(connection.interrupt),
+            self._stopper.explaining(),
+        ):
+            return single_row(connection.execute(sql).fetchmany(2))
 
     @contextmanager
     def read(self, table: DiscoveredTable) -> Iterator[Iterator[pa.RecordBatch]]:

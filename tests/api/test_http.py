@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from config import load_settings
 from refresh.api.context import JOBS
 from refresh.api.error_responses import CODES
 from tests.support.api import assert_error, register
+from tests.support.file_sources import make_file_source
 from tests.support.markers import both_catalogs
 
 
@@ -99,8 +99,7 @@ SHOP_TABLE = {"connection_id": "shop", "schema_name": "main", "data": True}
 @pytest.fixture
 def shop(client: FlaskClient, tmp_path: Path) -> None:
     """Connection ``shop`` with table ``main.t``: the names around the NUL all exist."""
-    with sqlite3.connect(tmp_path / "shop.db") as conn:
-        conn.execute("CREATE TABLE t (id INTEGER)")
+    make_file_source("sqlite", tmp_path / "shop.db", "CREATE TABLE t (id INTEGER)")
     register(client, "shop", "sqlite", {"path": str(tmp_path / "shop.db")})
 
 
@@ -259,6 +258,12 @@ def test_openapi_describes_every_endpoint(client: FlaskClient) -> None:
     assert set(paths["/connections/{connection_id}"]) == {"get", "delete"}
     assert "get" in paths["/connections/{connection_id}/tables/{schema_name}/{table_name}"]
     assert set(paths["/refresh/jobs/{job_id}"]) == {"get"}
+    table = "/connections/{connection_id}/tables/{schema_name}/{table_name}"
+    assert set(paths[f"{table}/settings"]) == {"get", "put"}
+    assert set(paths["/connections/{connection_id}/schedule"]) == {"get", "put", "delete"}
+    assert set(paths["/metrics"]) == {"get"}
+    listing = paths["/connections/{connection_id}/tables"]["get"]
+    assert {p["name"] for p in listing["parameters"] if p["in"] == "query"} == {"stale"}
     refresh = paths["/refresh"]["post"]
     request_schema = refresh["requestBody"]["content"]["application/json"]["schema"]
     name = request_schema["$ref"].rsplit("/", 1)[1]
@@ -269,6 +274,8 @@ def test_openapi_describes_every_endpoint(client: FlaskClient) -> None:
         "table_name",
         "data",
         "include_uncached",
+        "if_changed",
+        "force",
         "async",
     }
     assert "502" in refresh["responses"]

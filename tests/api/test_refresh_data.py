@@ -298,6 +298,10 @@ def test_table_endpoints_show_the_catalog(
         "current_version": None,
         "removed": False,
         "schema_changed_at": None,
+        "last_success_at": None,
+        "last_checked_at": None,
+        "consecutive_failures": 0,
+        "stale": None,
         "columns": [
             {"name": "id", "data_type": "int64", "nullable": False, "native_type": "bigint"},
             {"name": "v", "data_type": "string", "nullable": True, "native_type": "text"},

@@ -92,3 +92,26 @@ def test_include_uncached_outside_connection_data_refresh_is_400(
         "BAD_REQUEST",
     )
     assert "include_uncached applies only to a connection-wide data refresh" in message
+
+
+@pytest.mark.parametrize("flag", ["if_changed", "force"])
+@pytest.mark.parametrize("body", [{}, {"connection_id": "known"}])
+def test_change_flags_outside_a_data_refresh_are_400(
+    client: FlaskClient, known: str, flag: str, body: dict
+) -> None:
+    message = assert_error(client.post("/refresh", json={**body, flag: True}), 400, "BAD_REQUEST")
+    assert message == f"{flag} applies only to a data refresh (data: true)"
+
+
+def test_if_changed_and_force_together_are_400(client: FlaskClient, known: str) -> None:
+    body = {"connection_id": known, "data": True, "if_changed": True, "force": True}
+    message = assert_error(client.post("/refresh", json=body), 400, "BAD_REQUEST")
+    assert "send one of them" in message
+
+
+@pytest.mark.parametrize("flag", ["if_changed", "force"])
+def test_change_flags_are_strict_booleans(client: FlaskClient, flag: str) -> None:
+    body = {"connection_id": "known", "data": True, flag: "true"}
+    assert_error(
+        client.post("/refresh", json=body), 400, "BAD_REQUEST", f"{flag}: Not a valid boolean."
+    )

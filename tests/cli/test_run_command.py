@@ -127,6 +127,14 @@ INVALID = {
         ["--connection", "shop", "--include-uncached"],
         {"connection_id": "shop", "include_uncached": True},
     ),
+    "a change check of a schema refresh": (
+        ["--connection", "shop", "--if-changed"],
+        {"connection_id": "shop", "if_changed": True},
+    ),
+    "a change check both skipped and asked for": (
+        ["--connection", "shop", "--data", "--if-changed", "--force"],
+        {"connection_id": "shop", "data": True, "if_changed": True, "force": True},
+    ),
     "unknown table": (
         ["--connection", "shop", "--schema", "public", "--table", "nope", "--data"],
         {"connection_id": "shop", "schema_name": "public", "table_name": "nope", "data": True},

@@ -32,6 +32,8 @@ def wait_until_reading(source: Source, timeout: float = 10) -> None:
 
 class SourceKind(ABC):
     schema: str
+    # Empties a table (formatted with its quoted name): SQLite has no TRUNCATE.
+    truncate = "TRUNCATE TABLE {}"
 
     @abstractmethod
     def quote(self, name: str) -> str: ...
@@ -129,6 +131,7 @@ class FileKind(SourceKind):
 
 class SQLiteKind(FileKind):
     source_type = "sqlite"
+    truncate = "DELETE FROM {}"
 
     def integers(self, table: str, count: int) -> None:
         self.execute(

@@ -140,12 +140,15 @@ def running(
 StartWorkers = Callable[..., AbstractContextManager[list[Process]]]
 
 
-def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
-    """Poll ``condition()`` until it is true, failing with ``what`` after ``timeout`` seconds."""
+def wait_until(
+    condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05
+) -> None:
+    """Poll ``condition()`` every ``interval`` seconds until it is true, failing with ``what``
+    after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"{what} after {timeout} s"
-        time.sleep(0.05)
+        time.sleep(interval)
 
 
 def _descendants(pid: int) -> list[int]:

@@ -28,6 +28,8 @@ def test_embedded_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert settings.orphan_min_age_seconds == 7200
     assert settings.job_result_ttl_seconds == 86400
     assert settings.file_sources_dir == tmp_path.resolve() / "var" / "sources"
+    assert settings.schedule_poll_seconds == 15
+    assert settings.schedule_max_failures == 10
 
 
 def test_file_sources_dir_is_resolved_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,6 +99,8 @@ def test_rediss_url_is_accepted_and_tls_url_wins() -> None:
         ("REDIS_URL", "http://h"),
         ("S3_ENDPOINT_URL", "127.0.0.1:8333"),
         ("FILE_SOURCES_DIR", "/etc/passwd"),
+        ("SCHEDULE_POLL_SECONDS", "0"),
+        ("SCHEDULE_MAX_FAILURES", "never"),
     ],
 )
 def test_bad_value_names_the_variable(name: str, value: str) -> None:
