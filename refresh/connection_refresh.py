@@ -45,8 +45,10 @@ UNKNOWN_TABLE_BYTES = 1024 * 1024
 @dataclass
 class ConnectionRefreshResult:
     connection_id: str
-    tables_refreshed: int = 0
+    tables_refreshed: int = 0  # published, or found unchanged
     tables_failed: int = 0
+    tables_unchanged: int = 0
+    tables_held: int = 0  # neither refreshed nor failed: the previous version stays current
     total_rows: int = 0
     duration_ms: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
@@ -113,11 +115,17 @@ def plan_batches(tables: list[TableToRefresh], slots: int) -> list[list[TableToR
 def summarize(
     connection_id: str, outcomes: Iterable[TableOutcome], duration_ms: int
 ) -> ConnectionRefreshResult:
-    """The result object; ``errors`` and ``warnings`` sorted by table for stable output."""
+    """The result object; ``errors`` and ``warnings`` sorted by table for stable output.
+
+    ``total_rows`` counts the rows copied: none for a table found unchanged or held."""
     result = ConnectionRefreshResult(connection_id, duration_ms=duration_ms)
     for outcome in sorted(outcomes, key=lambda o: (o.schema_name, o.table_name)):
-        if outcome.error is None:
+        if outcome.held:
+            result.tables_held += 1
+            result.warnings.extend(outcome.warnings)
+        elif outcome.error is None:
             result.tables_refreshed += 1
+            result.tables_unchanged += outcome.unchanged
             result.total_rows += outcome.rows_synced
             result.warnings.extend(outcome.warnings)
         else:

@@ -29,7 +29,9 @@ from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 
-from refresh.catalog import PinnedCatalog, Table, TableVersion, VersionStatus
+from refresh.catalog import PinnedCatalog, Table, TableSettings, TableVersion, VersionStatus
+from refresh.catalog.models import DEFAULT_HOLD_BELOW_RATIO
+from refresh.change_checks import recorded_fingerprints, take_fingerprints, unchanged
 from refresh.common.errors import (
     Conflict,
     NotFound,
@@ -42,6 +44,7 @@ from refresh.lookup import (
     GONE_AT_SOURCE,
     REMOVED_AT_SOURCE,
     load_connection,
+    load_settings,
     load_table,
     load_tables,
     source_opener,
@@ -50,7 +53,7 @@ from refresh.lookup import (
 from refresh.prefetch import call_within, read_ahead
 from refresh.runtime import Runtime
 from refresh.schema_refresh import record_discovery
-from refresh.sources import DiscoveredTable, Source
+from refresh.sources import DiscoveredTable, Source, SourceError
 from refresh.storage import CacheWriteHandle
 from refresh.versions.claims import (
     GONE,
@@ -63,7 +66,14 @@ from refresh.versions.claims import (
     still_running,
     wait_for,
 )
-from refresh.versions.outcomes import Published, Written, discard, fail, publish
+from refresh.versions.outcomes import (
+    Published,
+    Written,
+    confirm_unchanged,
+    discard,
+    fail,
+    publish,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +96,7 @@ REPORT_EVERY_SECONDS = 0.2
 STOP_SECONDS = 10.0
 
 TableName = tuple[str, str]
+NOTHING_TO_PUBLISH = Published()
 
 
 @dataclass
@@ -96,18 +107,34 @@ class TableRefreshResult:
     rows_synced: int
     duration_ms: int
     warnings: list[dict[str, str]] = field(default_factory=list)
+    # The source was found as the current version was read (``if_changed``): nothing written.
+    unchanged: bool = False
+    # The new version was held, not published (``hold_below_ratio``); ``warnings`` say why.
+    held: bool = False
+
+
+@dataclass(frozen=True)
+class ChangeRules:
+    """What a data refresh does about a source that may not have changed, or looks emptied."""
+
+    # Compare the table's change fingerprint with its current version's first; skip if equal.
+    if_changed: bool = False
+    # Publish whatever is read: no hold on a version with far fewer rows.
+    force: bool = False
 
 
 @dataclass(frozen=True)
 class TableOutcome:
     """How one table of a batch ended: ``error`` is None when it was refreshed (or joined a
-    refresh that published it)."""
+    refresh that published it, or found unchanged), or held."""
 
     schema_name: str
     table_name: str
     rows_synced: int = 0
     error: str | None = None
     warnings: tuple[dict[str, str], ...] = ()
+    unchanged: bool = False
+    held: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,33 +153,53 @@ def refresh_table(
     schema_name: str,
     table_name: str,
     job_id: str | None = None,
+    rules: ChangeRules = ChangeRules(),
 ) -> TableRefreshResult:
     """Mode 3 of ``POST /refresh``, in the request or as its job.
 
-    A refresh of a table that is already being refreshed joins it: it waits for that refresh
-    (``REFRESH_WAIT_SECONDS`` at most, then ``RefreshInProgress``) and reports its outcome instead
-    of publishing a second version. If that refresh fails, this one tries again itself.
+    With ``rules.if_changed`` a table whose source is found as its current version was read is
+    not read again (``unchanged``). A version with far fewer rows than the current one is held
+    unless ``rules.force`` (``held``). A refresh of a table that is already being refreshed joins
+    it: it waits for that refresh (``REFRESH_WAIT_SECONDS`` at most, then ``RefreshInProgress``)
+    and reports its outcome instead of publishing a second version. If that refresh fails, this
+    one tries again itself.
     """
     started = time.monotonic()
+    key = (schema_name, table_name)
     with rt.catalog.session() as session:
         connection = load_connection(session, connection_id)
         table = load_table(session, connection_id, schema_name, table_name)
         if table.removed_at is not None:
             raise table_not_found(connection_id, schema_name, table_name, REMOVED_AT_SOURCE)
+        settings = load_settings(session, [table.id]).get(table.id)
         open_source = source_opener(rt, connection)
 
-    def result(rows: int, warnings: Sequence[dict[str, str]] = ()) -> TableRefreshResult:
+    def result(
+        rows: int, published: Published = NOTHING_TO_PUBLISH, **flags: bool
+    ) -> TableRefreshResult:
         duration_ms = int((time.monotonic() - started) * 1000)
         return TableRefreshResult(
-            connection_id, schema_name, table_name, rows, duration_ms, list(warnings)
+            connection_id,
+            schema_name,
+            table_name,
+            0 if published.held else rows,
+            duration_ms,
+            list(published.warnings),
+            held=published.held,
+            **flags,
         )
 
     name = f"{schema_name}.{table_name} (connection {connection_id})"
-    key = (schema_name, table_name)
     with open_source() as source:
+        fingerprint = None
+        if rules.if_changed:
+            check = {key: settings.check_sql if settings else None}
+            fingerprint = take_fingerprints(rt, source, check)[key]
+            if _unchanged(rt, {table.id: fingerprint}):
+                return result(0, unchanged=True)
         while True:
             handle = rt.storage.prepare_cache_write(connection_id, schema_name, table_name)
-            held = claim(rt, Wanted(table.id, handle.version, handle.url), job_id)
+            held = claim(rt, Wanted(table.id, handle.version, handle.url, fingerprint), job_id)
             if not isinstance(held, Claim):
                 discard(rt, handle)
                 if held is None:
@@ -171,9 +218,15 @@ def refresh_table(
                     fail(rt, held, handle, error)
                     raise
                 written, published = _refresh_claimed(
-                    rt, source, described[key], held, handle, heartbeat
+                    rt,
+                    source,
+                    described[key],
+                    held,
+                    handle,
+                    heartbeat,
+                    _hold_below(rules, settings),
                 )
-            return result(written.rows, published.warnings)
+            return result(written.rows, published)
 
 
 def _refresh_claimed(
@@ -183,13 +236,14 @@ def _refresh_claimed(
     held: Claim,
     handle: CacheWriteHandle,
     heartbeat: Heartbeat,
+    hold_below: float | None,
     failure: Callable[[BaseException], BaseException] = lambda error: error,
 ) -> tuple[Written, Published]:
-    """Write the claimed table's version and publish it; on any failure, fail the claim (with
-    ``failure(error)`` as the reason) and raise."""
+    """Write the claimed table's version and publish it (or hold it, ``hold_below``); on any
+    failure, fail the claim (with ``failure(error)`` as the reason) and raise."""
     try:
         written = _write_version(rt, source, table, held, handle, heartbeat)
-        return written, publish(rt, written)
+        return written, publish(rt, written, hold_below)
     except BaseException as error:
         fail(rt, held, handle, failure(error))
         raise
@@ -205,9 +259,11 @@ def refresh_tables(
     threads: int = 1,
     stopping: Callable[[], bool] = lambda: False,
     last_try: bool = False,
+    rules: ChangeRules = ChangeRules(),
 ) -> list[Joining]:
     """A batch of a connection-wide refresh: refresh ``tables`` and settle ``joining`` (tables
-    an earlier run of the batch found held), on ``threads`` threads.
+    an earlier run of the batch found held), on ``threads`` threads, by ``rules`` (as
+    ``refresh_table``; the change check asks the source about every table of the batch at once).
 
     ``report`` gets the outcome of each table as soon as it is known, a few at a time. A failing
     table never stops the others. Returns the tables other refreshes still hold after a short
@@ -220,8 +276,10 @@ def refresh_tables(
         connection = load_connection(session, connection_id)
         names = [*tables, *((j.schema_name, j.table_name) for j in joining)]
         rows = load_tables(session, connection_id, names)
+        settings = load_settings(session, [row.id for row in rows.values()])
         open_source = source_opener(rt, connection)
     batch = _Batch(rt, connection_id, job_id, rows, open_source, threads, stopping)
+    batch.rules, batch.settings = rules, settings
     return batch.run(tables, joining, report, last_try)
 
 
@@ -256,6 +314,9 @@ class _Batch:
         self.idle: queue.SimpleQueue[Source] = queue.SimpleQueue()
         self.reading: set[Source] = set()
         self.stopped: BaseException | None = None
+        self.rules = ChangeRules()
+        self.settings: dict[int, TableSettings] = {}
+        self.fingerprints: dict[TableName, str | None] = {}
         self.unreported: list[TableOutcome] = []
         self.reported_at = time.monotonic()
         # Each thread's view of the catalog, whose connections it keeps from table to table.
@@ -279,6 +340,8 @@ class _Batch:
         try:
             with Heartbeat(self.rt, self.rt.settings.source_stall_timeout_seconds) as heartbeat:
                 self.heartbeat = heartbeat
+                if self.rules.if_changed:
+                    self._check_changes(describer)
                 self._loop(pool, describer)
                 still = self._join(pool, describer)
         except BaseException as error:
@@ -327,6 +390,31 @@ class _Batch:
         self.reported_at = time.monotonic()
         if outcomes:
             self.report(outcomes)
+
+    def _check_changes(self, describer: Source) -> None:
+        """Take the change fingerprints of every pending table at once (a table's ``check_sql``
+        alone), report the unchanged ones, and keep the others' to record with their versions.
+        A failing ``check_sql`` fails its table."""
+        plain = {n: None for n in self.pending if self._check_sql(n) is None}
+        found: dict[TableName, str | None] = {}
+        if plain:
+            found |= take_fingerprints(self.rt, describer, plain)
+        failed = []
+        for name in [n for n in self.pending if n not in plain]:
+            try:
+                found |= take_fingerprints(self.rt, describer, {name: self._check_sql(name)})
+            except SourceError as error:
+                failed.append(TableOutcome(*name, error=public_message(error)))
+        same = _unchanged_ids(self.rt, {self.rows[n].id: f for n, f in found.items()})
+        unchanged = [name for name in found if self.rows[name].id in same]
+        self.fingerprints = found
+        done = set(unchanged) | {(o.schema_name, o.table_name) for o in failed}
+        self.pending = deque(n for n in self.pending if n not in done)
+        self.report(failed + [TableOutcome(*name, unchanged=True) for name in unchanged])
+
+    def _check_sql(self, name: TableName) -> str | None:
+        settings = self.settings.get(self.rows[name].id)
+        return settings.check_sql if settings else None
 
     def _describe_ahead(self, describer: Source) -> list[DiscoveredTable]:
         """Describe the next few tables in one discovery query (up to the describe-ahead limits,
@@ -414,7 +502,9 @@ class _Batch:
         row = self.rows[table.key]
         try:
             handle = rt.storage.prepare_cache_write(self.connection_id, *table.key)
-            held = claim(rt, Wanted(row.id, handle.version, handle.url), self.job_id)
+            fingerprint = self.fingerprints.get(table.key)
+            wanted = Wanted(row.id, handle.version, handle.url, fingerprint)
+            held = claim(rt, wanted, self.job_id)
         except RefreshError as error:
             if isinstance(error, ServiceUnavailable):
                 raise  # the catalog is gone: the whole batch stops, and its job runs again
@@ -431,8 +521,9 @@ class _Batch:
             source = self.open_source()
         self.reading.add(source)
         try:
+            hold_below = _hold_below(self.rules, self.settings.get(row.id))
             written, published = _refresh_claimed(
-                rt, source, table, held, handle, self.heartbeat, self._reason
+                rt, source, table, held, handle, self.heartbeat, hold_below, self._reason
             )
         except Exception as error:
             source.close()  # the connection may be in any state: the next table opens another
@@ -446,7 +537,8 @@ class _Batch:
             self.reading.discard(source)
             self.heartbeat.remove([held])
         self.idle.put(source)
-        return TableOutcome(*table.key, written.rows, None, published.warnings)
+        rows = 0 if published.held else written.rows
+        return TableOutcome(*table.key, rows, None, published.warnings, held=published.held)
 
     def _thread_runtime(self) -> Runtime:
         """This thread's runtime: the batch's, with a catalog view of the thread's own."""
@@ -530,3 +622,26 @@ def _published(row: TableVersion) -> bool:
     """Whether the refresh of ``row`` ended by publishing (it may be superseded or deleted by
     now); a failed or abandoned one has no row count."""
     return row.status != VersionStatus.WRITING and row.rows is not None
+
+
+def _hold_below(rules: ChangeRules, settings: TableSettings | None) -> float | None:
+    """The share of the current version's rows below which a new version is held; None: never
+    (``force``)."""
+    if rules.force:
+        return None
+    return settings.hold_below_ratio if settings else DEFAULT_HOLD_BELOW_RATIO
+
+
+def _unchanged_ids(rt: Runtime, fingerprints: dict[int, str | None]) -> set[int]:
+    """The tables (by id) whose fingerprint now is the one recorded with their current version;
+    their caches are confirmed fresh."""
+    with rt.catalog.session() as session:
+        recorded = recorded_fingerprints(session, list(fingerprints))
+    same = {i for i, now in fingerprints.items() if unchanged(recorded.get(i), now)}
+    if same:
+        confirm_unchanged(rt, sorted(same))
+    return same
+
+
+def _unchanged(rt: Runtime, fingerprints: dict[int, str | None]) -> bool:
+    return bool(_unchanged_ids(rt, fingerprints))

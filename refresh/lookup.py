@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
-from refresh.catalog import Connection, Table
+from refresh.catalog import Connection, Table, TableSettings
 from refresh.common.errors import NotFound
 from refresh.runtime import Runtime
 from refresh.sources import Source, build_source
@@ -64,6 +64,14 @@ def load_tables(
         )
     )
     return {(row.schema_name, row.table_name): row for row in rows}
+
+
+def load_settings(session: Session, table_ids: Collection[int]) -> dict[int, TableSettings]:
+    """The tables' own settings, by table id (a table without is absent: the defaults)."""
+    if not table_ids:
+        return {}
+    rows = session.scalars(select(TableSettings).where(TableSettings.table_id.in_(table_ids)))
+    return {row.table_id: row for row in rows}
 
 
 def source_opener(rt: Runtime, connection: Connection) -> Callable[[], Source]:

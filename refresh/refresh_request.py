@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from refresh.common.errors import InvalidRequest
-from refresh.data_refresh import TableRefreshResult, refresh_table
+from refresh.data_refresh import ChangeRules, TableRefreshResult, refresh_table
 from refresh.lookup import load_connection
 from refresh.runtime import Runtime
 from refresh.schema_refresh import (
@@ -129,7 +129,12 @@ def _table_data(rt: Runtime, request: RefreshRequest, job_id: str | None) -> Ref
     assert request.schema_name is not None
     assert request.table_name is not None
     return refresh_table(
-        rt, request.connection_id, request.schema_name, request.table_name, job_id=job_id
+        rt,
+        request.connection_id,
+        request.schema_name,
+        request.table_name,
+        job_id=job_id,
+        rules=ChangeRules(if_changed=request.if_changed, force=request.force),
     )
 
 

@@ -13,6 +13,7 @@ from config import Settings, load_settings
 from tests.support.backends import Backend, make_backend
 from tests.support.seaweedfs import SeaweedFS, run_seaweedfs
 from tests.support.services import Database, MariaDBServer, PostgresServer
+from tests.support.source_kinds import SourceKind, make_kind
 from tests.support.workers import RedisDatabase
 
 if TYPE_CHECKING:
@@ -48,6 +49,12 @@ def pg_source(postgres: PostgresServer) -> Database:
 def mysql_source(mariadb: MariaDBServer) -> Database:
     """A fresh, empty MariaDB database for one test to fill with source tables."""
     return mariadb.create_database(f"src{next(_counter)}")
+
+
+@pytest.fixture
+def kind(request: pytest.FixtureRequest, tmp_path: Path) -> SourceKind:
+    """A source and a fresh database of its engine; parametrize with the kind's name."""
+    return make_kind(request.param, tmp_path, request)
 
 
 @pytest.fixture

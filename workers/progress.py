@@ -65,6 +65,8 @@ def record(connection: Redis, job_id: str, outcomes: Sequence[TableOutcome], ttl
                 "rows_synced": outcome.rows_synced,
                 "error": outcome.error,
                 "warnings": list(outcome.warnings),
+                "unchanged": outcome.unchanged,
+                "held": outcome.held,
             }
         )
         name = _name(outcome.schema_name, outcome.table_name)
@@ -84,6 +86,8 @@ def recorded(connection: Redis, job_id: str) -> dict[tuple[str, str], TableOutco
             rows_synced=fields["rows_synced"],
             error=fields["error"],
             warnings=tuple(fields["warnings"]),
+            unchanged=fields["unchanged"],
+            held=fields["held"],
         )
     return outcomes
 

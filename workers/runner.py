@@ -169,11 +169,18 @@ _JOBS: dict[Mode, tuple[Callable[..., Any], Callable[[RefreshRequest], dict[str,
             "connection_id": r.connection_id,
             "schema_name": r.schema_name,
             "table_name": r.table_name,
+            "if_changed": r.if_changed,
+            "force": r.force,
         },
     ),
     Mode.CONNECTION_DATA: (
         tasks.refresh_connection,
-        lambda r: {"connection_id": r.connection_id, "include_uncached": r.include_uncached},
+        lambda r: {
+            "connection_id": r.connection_id,
+            "include_uncached": r.include_uncached,
+            "if_changed": r.if_changed,
+            "force": r.force,
+        },
     ),
 }
 

@@ -36,7 +36,7 @@ from refresh.connection_refresh import (
     summarize,
     tables_to_refresh,
 )
-from refresh.data_refresh import Joining, TableOutcome
+from refresh.data_refresh import ChangeRules, Joining, TableOutcome
 from refresh.jobs import Progress
 from refresh.refresh_request import Mode, RefreshRequest, run_refresh
 from refresh.runtime import Runtime
@@ -106,26 +106,43 @@ def _run_in_one_call(mode: Mode, request: RefreshRequest) -> dict[str, Any]:
         return asdict(run_refresh(current(), request, mode))
 
 
-def refresh_table(connection_id: str, schema_name: str, table_name: str) -> dict[str, Any]:
+def refresh_table(
+    connection_id: str,
+    schema_name: str,
+    table_name: str,
+    if_changed: bool = False,
+    force: bool = False,
+) -> dict[str, Any]:
     """Mode 3 as a job."""
     job = _this_job()
     rt = current()
     ttl = rt.settings.job_result_ttl_seconds
+    rules = ChangeRules(if_changed=if_changed, force=force)
     with _reporting(job):
         try:
             result = data_refresh.refresh_table(
-                rt, connection_id, schema_name, table_name, job_id=job.id
+                rt, connection_id, schema_name, table_name, job_id=job.id, rules=rules
             )
         except BaseException as error:
             failed = TableOutcome(schema_name, table_name, error=public_message(error))
             progress.record(job.connection, job.id, [failed], ttl)
             raise
-    done = TableOutcome(schema_name, table_name, result.rows_synced, None, tuple(result.warnings))
+    done = TableOutcome(
+        schema_name,
+        table_name,
+        result.rows_synced,
+        None,
+        tuple(result.warnings),
+        unchanged=result.unchanged,
+        held=result.held,
+    )
     progress.record(job.connection, job.id, [done], ttl)
     return asdict(result)
 
 
-def refresh_connection(connection_id: str, include_uncached: bool) -> dict[str, Any] | None:
+def refresh_connection(
+    connection_id: str, include_uncached: bool, if_changed: bool = False, force: bool = False
+) -> dict[str, Any] | None:
     """Mode 4: enqueue the batches of the connection's tables and their finisher; returns at once.
 
     A connection without a table to refresh is finished here, with zeros.
@@ -137,12 +154,17 @@ def refresh_connection(connection_id: str, include_uncached: bool) -> dict[str, 
         progress.start(job.connection, job.id, len(tables), rt.settings.job_result_ttl_seconds)
         if not tables:
             return asdict(summarize(connection_id, [], duration_ms=0))
-        _fan_out(rt, job, connection_id, plan_batches(tables, batch_slots(rt.settings)))
+        batches = plan_batches(tables, batch_slots(rt.settings))
+        _fan_out(rt, job, connection_id, batches, ChangeRules(if_changed=if_changed, force=force))
     return None
 
 
 def refresh_batch(
-    request_job_id: str, connection_id: str, tables: list[list[str]]
+    request_job_id: str,
+    connection_id: str,
+    tables: list[list[str]],
+    if_changed: bool = False,
+    force: bool = False,
 ) -> dict[str, int] | Retry:
     """One batch of a connection-wide refresh: its tables not recorded yet, on a few threads.
 
@@ -171,6 +193,7 @@ def refresh_batch(
             threads=batch_threads(rt.settings),
             stopping=shutdown_requested.is_set,
             last_try=returns + 1 >= BATCH_RETURNS,
+            rules=ChangeRules(if_changed=if_changed, force=force),
         )
     if still or shutdown_requested.is_set():
         job.meta["joining"] = [asdict(j) for j in still]
@@ -204,7 +227,11 @@ def finish_connection_refresh(request_job_id: str, connection_id: str) -> dict[s
 
 
 def _fan_out(
-    rt: Runtime, job: Job, connection_id: str, batches: list[list[TableToRefresh]]
+    rt: Runtime,
+    job: Job,
+    connection_id: str,
+    batches: list[list[TableToRefresh]],
+    rules: ChangeRules,
 ) -> None:
     """Enqueue the batches' jobs, then their finisher (which must not exist before them: RQ
     counts a dependency it cannot find as met)."""
@@ -216,7 +243,13 @@ def _fan_out(
         children.append(
             queue.enqueue_call(
                 refresh_batch,
-                kwargs={"request_job_id": job.id, "connection_id": connection_id, "tables": tables},
+                kwargs={
+                    "request_job_id": job.id,
+                    "connection_id": connection_id,
+                    "tables": tables,
+                    "if_changed": rules.if_changed,
+                    "force": rules.force,
+                },
                 meta={"tables": tables},
                 rate_limit=limit,
                 retry=Retry(max=BATCH_RETRIES),

@@ -298,7 +298,7 @@ class WarningSchema(_OmitEmpty):
 
 
 class TableRefreshResponseSchema(_OmitEmpty):
-    omit_when_empty = ("warnings",)
+    omit_when_empty = ("warnings", "unchanged", "held")
 
     connection_id = fields.String()
     schema_name = fields.String()
@@ -306,6 +306,12 @@ class TableRefreshResponseSchema(_OmitEmpty):
     rows_synced = fields.Integer()
     duration_ms = fields.Integer()
     warnings = fields.List(fields.Nested(WarningSchema))
+    unchanged = fields.Boolean(
+        metadata={"description": "sent (true) when if_changed found the source unchanged"}
+    )
+    held = fields.Boolean(
+        metadata={"description": "sent (true) when the new version was held, not published"}
+    )
 
 
 class TableErrorSchema(Schema):
@@ -315,11 +321,17 @@ class TableErrorSchema(Schema):
 
 
 class ConnectionRefreshResponseSchema(_OmitEmpty):
-    omit_when_empty = ("warnings",)
+    omit_when_empty = ("warnings", "tables_unchanged", "tables_held")
 
     connection_id = fields.String()
-    tables_refreshed = fields.Integer()
+    tables_refreshed = fields.Integer(
+        metadata={"description": "published, or found unchanged (tables_unchanged of them)"}
+    )
     tables_failed = fields.Integer()
+    tables_unchanged = fields.Integer(metadata={"description": "sent when not 0"})
+    tables_held = fields.Integer(
+        metadata={"description": "sent when not 0; neither refreshed nor failed"}
+    )
     total_rows = fields.Integer()
     duration_ms = fields.Integer()
     errors = fields.List(fields.Nested(TableErrorSchema), metadata={"description": "always sent"})

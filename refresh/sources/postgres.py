@@ -40,7 +40,10 @@ that starts another statement or transaction first keeps them until it is idle a
 long that takes. So before reading the counters, ``_settle`` waits (up to
 ``SETTLE_WAIT_SECONDS``) until every other session of the database present at the start has
 been idle for ``SETTLED_IDLE_SECONDS`` (its counts flushed) or is gone (a session flushes when
-it ends); sessions that start meanwhile only hold later writes. If that does not happen in time
+it ends); sessions that start meanwhile only hold later writes. The service's own sessions
+(its ``application_name``s) are not waited for: they are read-only
+(``default_transaction_read_only``), and a batch's reads would otherwise keep the counts from
+ever looking settled. If that does not happen in time
 (a session busy or in a transaction all along), or ``track_counts`` is off, every table gets no
 fingerprint ("changed"). Reading other users' sessions needs ``pg_read_all_stats``; without it
 they cannot be seen settled either. A superuser session that turns ``track_counts`` off for
@@ -102,6 +105,12 @@ _SIMPLE_TYPES: dict[str, pa.DataType] = {
     "timestamp": pa.timestamp("us"),
     "timestamptz": pa.timestamp("us", tz="UTC"),
 }
+
+# How the service's sessions name themselves (pg_stat_activity): its reads, and its catalog
+# queries (discovery, read plans, change checks).
+READS_APPLICATION_NAME = "refresh-service"
+QUERIES_APPLICATION_NAME = "refresh-service/queries"
+APPLICATION_NAMES = (READS_APPLICATION_NAME, QUERIES_APPLICATION_NAME)
 
 # Server settings that make the text output of cast columns independent of the server's
 # configuration, and make the session unable to write (guarantee 5, defence in depth).
@@ -200,6 +209,7 @@ WHERE datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_da
   AND pid <> pg_catalog.pg_backend_pid()
   AND backend_type IS DISTINCT FROM 'autovacuum worker'
   AND backend_start < %(since)s
+  AND application_name <> ALL(%(ours)s)
   AND (state IS DISTINCT FROM 'idle'
        OR state_change > statement_timestamp() - make_interval(secs => %(idle)s))
 """
@@ -383,7 +393,8 @@ class PostgresSource(Source):
         deadline = time.monotonic() + SETTLE_WAIT_SECONDS
         while True:
             rows = connection.execute(
-                _UNSETTLED_SQL, {"since": since, "idle": SETTLED_IDLE_SECONDS}
+                _UNSETTLED_SQL,
+                {"since": since, "idle": SETTLED_IDLE_SECONDS, "ours": list(APPLICATION_NAMES)},
             ).fetchall()
             unsettled = {(pid, started) for pid, started in rows}
             waiting = unsettled if waiting is None else waiting & unsettled
@@ -423,6 +434,7 @@ class PostgresSource(Source):
             connect_timeout=self._timeout_seconds(),
             options=_SESSION_OPTIONS,
             autocommit=autocommit,
+            application_name=QUERIES_APPLICATION_NAME,
         )
 
     def _adbc_uri(self) -> str:
@@ -434,7 +446,7 @@ class PostgresSource(Source):
             "user": self.config["user"],
             "connect_timeout": self._timeout_seconds(),
             "options": _SESSION_OPTIONS,
-            "application_name": "refresh-service",
+            "application_name": READS_APPLICATION_NAME,
         }
         if self.password is not None:
             params["password"] = self.password

@@ -48,11 +48,13 @@ GONE = "the table was removed from the catalog (its connection deleted?) meanwhi
 
 @dataclass(frozen=True)
 class Wanted:
-    """A table a refresh wants to claim, with the version it would write."""
+    """A table a refresh wants to claim, with the version it would write and the source's change
+    fingerprint taken before its read (recorded with the version; None: none taken)."""
 
     table_id: int
     version: str
     path: str
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,10 +87,15 @@ def claim(rt: Runtime, wanted: Wanted, job_id: str | None) -> Claim | Holder | N
     for _ in range(3):  # a stale holder taken over, or a holder ending meanwhile: try again
         now = utcnow()
         with rt.catalog.statements() as connection:
-            values = {"table_id": wanted.table_id, "version": wanted.version, "path": wanted.path}
-            inserted = connection.execute(
-                _claim_statement(connection), {**values, "now": now, "job_id": job_id}
-            ).scalar()
+            values = {
+                "table_id": wanted.table_id,
+                "version": wanted.version,
+                "path": wanted.path,
+                "fingerprint": wanted.fingerprint,
+                "now": now,
+                "job_id": job_id,
+            }
+            inserted = connection.execute(_claim_statement(connection), values).scalar()
             if inserted is not None:
                 return Claim(wanted.table_id, inserted, wanted.version, wanted.path)
             holder = connection.execute(_HOLDER, {"table_id": wanted.table_id}).one_or_none()
@@ -125,8 +132,18 @@ def _claim_statement(connection: Connection) -> Insert:
             now,
             now,
             bindparam("job_id", type_=String),
+            bindparam("fingerprint", type_=String),
         ).where(Table.id == bindparam("table_id"))
-        columns = ["table_id", "version", "path", "status", "started_at", "heartbeat_at", "job_id"]
+        columns = [
+            "table_id",
+            "version",
+            "path",
+            "status",
+            "started_at",
+            "heartbeat_at",
+            "job_id",
+            "fingerprint",
+        ]
         _claim_statements[dialect] = (
             insert_ignoring(
                 connection, TableVersion, index_elements=["table_id"], index_where=ONE_WRITER

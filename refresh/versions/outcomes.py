@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Float, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -47,23 +47,35 @@ class Written:
 
 @dataclass(frozen=True)
 class Published:
+    """What ``publish`` did: the version became current, or it was held (``held``, the previous
+    version stays current); ``warnings`` say what the caller should tell the user."""
+
     warnings: tuple[dict[str, str], ...] = ()
+    held: bool = False
 
 
-def publish(rt: Runtime, written: Written) -> Published:
-    """Make the written version current; raises ``Conflict`` when it may not.
+def publish(rt: Runtime, written: Written, hold_below: float | None) -> Published:
+    """Make the written version current, unless it looks like a source emptied or truncated by
+    mistake; raises ``Conflict`` when it may not be published at all.
 
     The claim must still be intact: one that went stale may have been taken over (its directory
     queued for deletion, and a newer version published since), and dropping the table's cache
-    or deleting its connection ends the claims in progress. The previous directory is queued for
-    deletion after the grace period in the same transaction; when queueing it fails, the swap is
-    made without it and the refresh succeeds with a warning (the orphan sweep finds the
-    directory later).
+    or deleting its connection ends the claims in progress. A version is held (``held``, the
+    previous one stays current, its directory is queued like a superseded one's) when the
+    current version has rows and it has none, or fewer than ``hold_below`` times as many
+    (``hold_below`` None: never). The previous directory is queued for deletion after the grace
+    period in the same transaction as the swap; when queueing it fails, the swap is made without
+    it and the refresh succeeds with a warning (the orphan sweep finds the directory later).
+    The table's freshness counters move in the same transaction.
     """
     previous: list[str] = []
     try:
         with rt.catalog.transaction() as connection:
-            previous = _swap(connection, written)
+            current_rows = _swap(connection, written, hold_below)
+            if current_rows is not None:
+                assert hold_below is not None
+                return _hold(rt, connection, written, current_rows, hold_below)
+            previous = _superseded(connection, written.claim)
             retire(rt, connection, previous)
         return Published()
     except DBAPIError as error:
@@ -72,20 +84,34 @@ def publish(rt: Runtime, written: Written) -> Published:
         reason = str(error.orig) if error.orig is not None else str(error)
     log.warning("could not queue %s for deletion: %s", previous, reason)
     with rt.catalog.transaction() as connection:
-        _swap(connection, written)
+        _swap(connection, written, None)
+        _superseded(connection, written.claim)
     message = f"Failed to schedule deletion of old cache: {reason}"
-    warning = {
-        "schema_name": written.schema_name,
-        "table_name": written.table_name,
-        "message": message,
-    }
-    return Published((warning,))
+    return Published((_warning(written, message),))
 
 
-def _swap(connection: Connection, written: Written) -> list[str]:
-    """The swap's statements; the directories of the versions it superseded."""
+def _swap(connection: Connection, written: Written, hold_below: float | None) -> int | None:
+    """Point the table at the written version (unless it is to be held: then the current
+    version's row count, and nothing changed), and make the version current."""
     claim = written.claim
     now = utcnow()
+    values = {
+        "table_id": claim.table_id,
+        "new_version": claim.version,
+        "new_path": written.url,
+        "new_rows": written.rows,
+        "new_bytes": written.bytes,
+        "now": now,
+    }
+    if hold_below is None:
+        swapped = connection.execute(_SWAP_POINTER, values)
+    else:
+        swapped = connection.execute(_SWAP_POINTER_UNLESS_HELD, {**values, "ratio": hold_below})
+    if swapped.rowcount != 1:
+        current_rows = connection.execute(_ROW_COUNT, {"table_id": claim.table_id}).one_or_none()
+        if current_rows is None:
+            raise Conflict(f"{GONE}; nothing was published")
+        return int(current_rows.row_count)
     ours = connection.execute(
         _MAKE_CURRENT,
         {
@@ -98,23 +124,50 @@ def _swap(connection: Connection, written: Written) -> list[str]:
     )
     if ours.rowcount != 1:
         raise Conflict(_why_not_ours(connection, claim))
-    swapped = connection.execute(
-        _SWAP_POINTER,
+    return None
+
+
+def _superseded(connection: Connection, claim: Claim) -> list[str]:
+    """Mark the versions the new one replaces superseded; their directories."""
+    rows = connection.execute(
+        _SUPERSEDE, {"of_table": claim.table_id, "version_id": claim.version_id}
+    )
+    return list(rows.scalars())
+
+
+def _hold(
+    rt: Runtime, connection: Connection, written: Written, current_rows: int, ratio: float
+) -> Published:
+    claim = written.claim
+    reason = (
+        f"held, not published: the new version has {written.rows:,} rows where the current one "
+        f"has {current_rows:,} (hold_below_ratio {ratio:g}); the previous version stays "
+        'current. Refresh with "force": true to publish what the source has now'
+    )
+    held = connection.execute(
+        _HOLD,
         {
-            "table_id": claim.table_id,
-            "new_version": claim.version,
+            "version_id": claim.version_id,
             "new_path": written.url,
             "new_rows": written.rows,
             "new_bytes": written.bytes,
-            "now": now,
+            "reason": reason,
+            "now": utcnow(),
         },
     )
-    if swapped.rowcount != 1:
-        raise Conflict(f"{GONE}; nothing was published")
-    superseded = connection.execute(
-        _SUPERSEDE, {"of_table": claim.table_id, "version_id": claim.version_id}
-    )
-    return list(superseded.scalars())
+    if held.rowcount != 1:
+        raise Conflict(_why_not_ours(connection, claim))
+    connection.execute(_COUNT_HELD, {"table_id": claim.table_id, "now": utcnow()})
+    retire(rt, connection, [written.url])
+    return Published((_warning(written, reason),), held=True)
+
+
+def _warning(written: Written, message: str) -> dict[str, str]:
+    return {
+        "schema_name": written.schema_name,
+        "table_name": written.table_name,
+        "message": message,
+    }
 
 
 def _why_not_ours(connection: Connection, claim: Claim) -> str:
@@ -125,6 +178,13 @@ def _why_not_ours(connection: Connection, claim: Claim) -> str:
     if error is None:
         return f"{GONE}; nothing was published"
     return TAKEN_OVER
+
+
+def confirm_unchanged(rt: Runtime, table_ids: Sequence[int]) -> None:
+    """The tables' change checks found their sources as their current versions were read: the
+    caches are confirmed fresh without writing anything."""
+    with rt.catalog.statements() as connection:
+        connection.execute(_COUNT_UNCHANGED, {"table_ids": list(table_ids), "now": utcnow()})
 
 
 # Built once: a refresh runs them for every table, and building a statement costs more Python
@@ -154,6 +214,65 @@ _SWAP_POINTER = (
         row_count=bindparam("new_rows"),
         size_bytes=bindparam("new_bytes"),
         last_sync=_NOW,
+        last_success_at=_NOW,
+        last_checked_at=_NOW,
+        consecutive_failures=0,
+        refreshes_published=Table.refreshes_published + 1,
+    )
+)
+# ...but not over a current version with rows when the new one has none, or fewer than ``ratio``
+# times as many: a source emptied or truncated by mistake must not replace a good cache.
+_SWAP_POINTER_UNLESS_HELD = _SWAP_POINTER.where(
+    or_(
+        Table.row_count.is_(None),
+        Table.row_count == 0,
+        and_(
+            bindparam("new_rows") > 0,
+            bindparam("new_rows") >= Table.row_count * bindparam("ratio", type_=Float),
+        ),
+    )
+)
+_ROW_COUNT = select(func.coalesce(Table.row_count, 0).label("row_count")).where(
+    Table.id == bindparam("table_id")
+)
+_HOLD = (
+    update(TableVersion)
+    .where(
+        TableVersion.id == bindparam("version_id"),
+        TableVersion.status == VersionStatus.WRITING,
+    )
+    .values(
+        status=VersionStatus.HELD,
+        path=bindparam("new_path"),
+        rows=bindparam("new_rows"),
+        bytes=bindparam("new_bytes"),
+        error=bindparam("reason"),
+        finished_at=_NOW,
+        heartbeat_at=None,
+    )
+)
+_COUNT_HELD = (
+    update(Table)
+    .where(Table.id == bindparam("table_id"))
+    .values(refreshes_held=Table.refreshes_held + 1, last_checked_at=_NOW)
+)
+_COUNT_UNCHANGED = (
+    update(Table)
+    .where(Table.id.in_(bindparam("table_ids", expanding=True)))
+    .values(
+        last_success_at=_NOW,
+        last_checked_at=_NOW,
+        consecutive_failures=0,
+        refreshes_unchanged=Table.refreshes_unchanged + 1,
+    )
+)
+_COUNT_FAILED = (
+    update(Table)
+    .where(Table.id == bindparam("table_id"))
+    .values(
+        last_checked_at=_NOW,
+        consecutive_failures=Table.consecutive_failures + 1,
+        refreshes_failed=Table.refreshes_failed + 1,
     )
 )
 _SUPERSEDE = (
@@ -186,11 +305,13 @@ def fail(rt: Runtime, claim: Claim, handle: CacheWriteHandle, error: BaseExcepti
     """Leave the previous version current, record why, and remove (or queue) what was written."""
     discard(rt, handle)
     try:
-        with rt.catalog.statements() as connection:
-            connection.execute(
+        with rt.catalog.transaction() as connection:
+            failed = connection.execute(
                 _FAIL,
                 {"version_id": claim.version_id, "reason": public_message(error), "now": utcnow()},
             )
+            if failed.rowcount == 1:
+                connection.execute(_COUNT_FAILED, {"table_id": claim.table_id, "now": utcnow()})
     except RefreshError:
         # The claim goes stale and the next refresh takes it over, queueing the directory.
         log.exception("could not record the failure of table version %s", claim.version_id)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
 from refresh.catalog import PendingDeletion, utcnow
@@ -16,19 +15,7 @@ from tests.support.api import assert_error, submit, wait_for_job
 from tests.support.deletions import add_table, add_versions, queue
 from tests.support.freshness import set_table, sqlite_source
 from tests.support.markers import both_catalogs
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(client: FlaskClient, **headers: str) -> Samples:
-    response = client.get("/metrics", headers=headers)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    assert response.content_type.startswith("text/plain; version=")
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(response.get_data(as_text=True))
-        for sample in family.samples
-    }
+from tests.support.metrics import scrape
 
 
 def table(name: str, **extra: str) -> frozenset[tuple[str, str]]:

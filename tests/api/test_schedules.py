@@ -145,3 +145,10 @@ class TestEmbedded:
         assert job["status"] == "finished", job
         assert job["request"]["if_changed"] is True
         assert job["result"]["tables_refreshed"] == 1
+
+        def found_unchanged() -> bool:  # only_if_changed: once the file's fingerprint settled
+            last = client.get(SCHEDULE).get_json()["last_job_id"]
+            result = wait_for_job(client, last).get("result", {})
+            return result.get("tables_unchanged") == 1 and result["total_rows"] == 0
+
+        wait_until(found_unchanged, 60, "no scheduled run found the table unchanged")

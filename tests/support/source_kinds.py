@@ -46,6 +46,10 @@ class SourceKind(ABC):
     def source(self) -> Source: ...
 
     @abstractmethod
+    def registration(self) -> tuple[str, dict[str, object]]:
+        """The ``source_type`` and ``config`` that register this source through the API."""
+
+    @abstractmethod
     def integers(self, table: str, count: int) -> None:
         """Create ``table`` with one integer column ``id`` holding 1..count."""
 
@@ -70,6 +74,9 @@ class MySQLKind(SourceKind):
 
     def source(self) -> Source:
         return build_source("mysql", self.db.config(), None, CONNECT_TIMEOUT)
+
+    def registration(self) -> tuple[str, dict[str, object]]:
+        return "mysql", self.db.config(password="")
 
     def integers(self, table: str, count: int) -> None:
         self.execute(f"CREATE TABLE {self.quote(table)} AS SELECT seq AS id FROM seq_1_to_{count}")
@@ -100,6 +107,9 @@ class PostgresKind(SourceKind):
 
     def source(self) -> Source:
         return build_source("postgres", self.db.config(), None, CONNECT_TIMEOUT, read_streams=4)
+
+    def registration(self) -> tuple[str, dict[str, object]]:
+        return "postgres", self.db.config()
 
     def integers(self, table: str, count: int) -> None:
         self.execute(
@@ -133,6 +143,9 @@ class SQLiteKind(FileKind):
     source_type = "sqlite"
     truncate = "DELETE FROM {}"
 
+    def registration(self) -> tuple[str, dict[str, object]]:
+        return "sqlite", {"path": str(self.path)}
+
     def integers(self, table: str, count: int) -> None:
         self.execute(
             f"CREATE TABLE {self.quote(table)} (id INTEGER)",
@@ -154,9 +167,15 @@ class SQLAlchemySQLiteKind(SQLiteKind):
     def source(self) -> Source:
         return build_source("sqlalchemy", {"url": f"sqlite:///{self.path}"}, None, CONNECT_TIMEOUT)
 
+    def registration(self) -> tuple[str, dict[str, object]]:
+        return "sqlalchemy", {"url": f"sqlite:///{self.path}"}
+
 
 class DuckDBKind(FileKind):
     source_type = "duckdb"
+
+    def registration(self) -> tuple[str, dict[str, object]]:
+        return "duckdb", {"path": str(self.path)}
 
     def integers(self, table: str, count: int) -> None:
         self.execute(
