@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from refresh.catalog import Table
-from refresh.data_refresh import TableOutcome, refresh_tables
+from refresh.data_refresh import ChangeRules, TableOutcome, refresh_tables
 from refresh.lookup import load_connection
 from refresh.runtime import Runtime
 
@@ -145,9 +145,11 @@ def refresh_in_process(
     connection_id: str,
     tables: Sequence[TableToRefresh],
     report: Callable[[list[TableOutcome]], None],
+    rules: ChangeRules,
 ) -> ConnectionRefreshResult:
     """Mode 4 in the calling process, without jobs (``flask refresh run``): ``tables`` as one
-    batch on ``PARALLEL_REFRESH_COUNT`` threads, as many as embedded mode's job threads.
+    batch on ``PARALLEL_REFRESH_COUNT`` threads, as many as embedded mode's job threads, by
+    ``rules`` as a batch job would.
 
     ``report`` gets the tables' outcomes as they end. A table another refresh holds is waited for
     as a request waits (``REFRESH_WAIT_SECONDS``), then reported failed naming that refresh; the
@@ -164,8 +166,10 @@ def refresh_in_process(
 
     names = [(table.schema_name, table.table_name) for table in tables]
     threads = rt.settings.parallel_refresh_count
-    held = refresh_tables(rt, connection_id, names, None, record, threads=threads)
+    held = refresh_tables(rt, connection_id, names, None, record, threads=threads, rules=rules)
     while held:
         last_try = time.monotonic() >= deadline
-        held = refresh_tables(rt, connection_id, [], None, record, held, threads, last_try=last_try)
+        held = refresh_tables(
+            rt, connection_id, [], None, record, held, threads, last_try=last_try, rules=rules
+        )
     return summarize(connection_id, outcomes, int((time.monotonic() - started) * 1000))

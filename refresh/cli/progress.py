@@ -17,7 +17,7 @@ from typing import TextIO
 from refresh.cli.formatting import count, one_line, seconds
 from refresh.data_refresh import TableOutcome
 
-BAR_WIDTH = 30
+BAR_WIDTH = 20
 TICK_SECONDS = 1.0
 _CLEAR_LINE = "\r\x1b[K"
 
@@ -40,6 +40,7 @@ class TableProgress:
         self.started = clock()
         self.done = 0
         self.failed = 0
+        self.held = 0
         self.rows = 0
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -67,10 +68,9 @@ class TableProgress:
         with self._lock:
             for outcome in outcomes:
                 self.done += 1
-                if outcome.error is None:
-                    self.rows += outcome.rows_synced
-                else:
-                    self.failed += 1
+                self.rows += outcome.rows_synced
+                self.held += outcome.held
+                self.failed += outcome.error is not None
                 if not self.terminal:
                     self._write(self._table_line(outcome) + "\n")
         if self.terminal:
@@ -78,19 +78,24 @@ class TableProgress:
 
     def _table_line(self, outcome: TableOutcome) -> str:
         name = f"{outcome.schema_name}.{outcome.table_name}"
-        what = (
-            count(outcome.rows_synced, "row")
-            if outcome.error is None
-            else f"failed: {one_line(outcome.error)}"
-        )
+        if outcome.error is not None:
+            what = f"failed: {one_line(outcome.error)}"
+        elif outcome.held:
+            why = "; ".join(one_line(w["message"]) for w in outcome.warnings)
+            what = f"held, not published{': ' + why if why else ''}"
+        elif outcome.unchanged:
+            what = "unchanged"
+        else:
+            what = count(outcome.rows_synced, "row")
         return f"[{self.done}/{self.total}] {name}: {what} ({seconds(self.clock() - self.started)})"
 
     def _bar(self) -> str:
         filled = BAR_WIDTH * self.done // self.total if self.total else BAR_WIDTH
         failed = f", {self.failed} failed" if self.failed else ""
+        held = f", {self.held} held" if self.held else ""
         line = (
             f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {self.done}/{self.total} tables"
-            f"{failed}, {count(self.rows, 'row')}, {seconds(self.clock() - self.started)}"
+            f"{failed}{held}, {count(self.rows, 'row')}, {seconds(self.clock() - self.started)}"
         )
         return line[: max(1, shutil.get_terminal_size().columns - 1)]
 

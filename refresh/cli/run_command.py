@@ -21,6 +21,7 @@ from refresh.connection_refresh import (
     refresh_in_process,
     tables_to_refresh,
 )
+from refresh.data_refresh import ChangeRules
 from refresh.refresh_request import (
     Mode,
     RefreshRequest,
@@ -93,23 +94,32 @@ def _connection_data(
 ) -> ConnectionRefreshResult:
     assert request.connection_id is not None
     tables = tables_to_refresh(rt, request.connection_id, request.include_uncached)
+    rules = ChangeRules(if_changed=request.if_changed, force=request.force)
     if not show_progress:
-        return refresh_in_process(rt, request.connection_id, tables, report=lambda _: None)
+        return refresh_in_process(rt, request.connection_id, tables, lambda _: None, rules)
     with TableProgress(len(tables), sys.stdout, terminal=sys.stdout.isatty()) as progress:
-        return refresh_in_process(rt, request.connection_id, tables, report=progress.report)
+        return refresh_in_process(rt, request.connection_id, tables, progress.report, rules)
 
 
 def summary(mode: Mode, body: Mapping[str, Any]) -> str:
     """The answer for people: what was refreshed, then each failure and warning on a line."""
     if mode is Mode.TABLE_DATA:
         name = f"{body['schema_name']}.{body['table_name']} (connection {body['connection_id']})"
-        head = f"{name}: {count(body['rows_synced'], 'row')}"
-        lines = [f"{head} in {seconds(body['duration_ms'] / 1000)}"]
+        outcome = (
+            "unchanged"
+            if body.get("unchanged")
+            else "held, not published"
+            if body.get("held")
+            else count(body["rows_synced"], "row")
+        )
+        lines = [f"{name}: {outcome} in {seconds(body['duration_ms'] / 1000)}"]
     elif mode is Mode.CONNECTION_DATA:
         done = count(body["tables_refreshed"], "table")
-        head = f"{body['connection_id']}: {done} refreshed, {body['tables_failed']} failed"
+        unchanged = f" ({body['tables_unchanged']} unchanged)" if "tables_unchanged" in body else ""
+        held = f", {body['tables_held']} held" if "tables_held" in body else ""
+        head = f"{body['connection_id']}: {done} refreshed{unchanged}{held}"
         rows = f"{count(body['total_rows'], 'row')} in {seconds(body['duration_ms'] / 1000)}"
-        lines = [f"{head}, {rows}"]
+        lines = [f"{head}, {body['tables_failed']} failed, {rows}"]
         lines += [
             f"  failed: {e['schema_name']}.{e['table_name']}: {one_line(e['error'])}"
             for e in body["errors"]

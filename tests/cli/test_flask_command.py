@@ -87,7 +87,7 @@ def test_on_a_terminal_the_progress_is_a_bar(environ: dict[str, str], shop: Data
     assert result.status == 1
     bar, summary, failure = result.stdout.split("\r\n")[:3]
     first, *_, last = bar.split("\r\x1b[K")[1:]
-    assert first == "[------------------------------] 0/3 tables, 0 rows, 0.0 s"
-    assert re.fullmatch(r"\[#{30}\] 3/3 tables, 1 failed, 1,050 rows, \d+\.\d s", last)
+    assert first == "[--------------------] 0/3 tables, 0 rows, 0.0 s"
+    assert re.fullmatch(r"\[#{20}\] 3/3 tables, 1 failed, 1,050 rows, \d+\.\d s", last)
     assert summary.startswith("shop: 2 tables refreshed, 1 failed")
     assert failure.startswith("  failed: public.broken")

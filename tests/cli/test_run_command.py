@@ -11,7 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from config import Settings
-from tests.support.api import post_connection, register, table_info
+from tests.support.api import post_connection, refresh, register, table_info
 from tests.support.cli import BROKEN_ERROR_START, SHOP, fill_shop, invoke
 from tests.support.services import Database, PostgresServer
 
@@ -189,3 +189,31 @@ def test_one_table_s_summary(settings: Settings, shop: Database) -> None:
 
     assert result.exit_code == 0
     assert re.fullmatch(r"public\.items \(connection shop\): 50 rows in \d+\.\d s\n", result.stdout)
+
+
+def test_a_version_the_hold_keeps_back_is_said_and_force_publishes_it(
+    client: FlaskClient, settings: Settings, postgres: PostgresServer, shop: Database
+) -> None:
+    refresh(client, "shop", "public", "items")
+    with postgres.connect(shop) as conn:
+        conn.execute("DELETE FROM items")
+    items = ["run", "--connection", "shop", "--schema", "public", "--table", "items", "--data"]
+
+    held = invoke(settings, *items)
+
+    assert (held.exit_code, held.stderr) == (0, "")  # neither refreshed nor failed
+    head, warning = held.stdout.splitlines()
+    assert re.fullmatch(r"public\.items \(connection shop\): held, not published in [\d.]+ s", head)
+    assert warning.startswith("  warning: public.items: held, not published: ")
+    assert table_info(client, "shop", "public", "items")["row_count"] == 50
+
+    forced = invoke(settings, *items, "--force", "--json")
+
+    assert forced.exit_code == 0
+    assert without_duration(json.loads(forced.stdout)) == {
+        "connection_id": "shop",
+        "schema_name": "public",
+        "table_name": "items",
+        "rows_synced": 0,
+    }
+    assert table_info(client, "shop", "public", "items")["row_count"] == 0

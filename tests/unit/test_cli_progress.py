@@ -19,18 +19,25 @@ class Clock:
 def test_elsewhere_each_table_is_a_line_as_it_ends() -> None:
     out, clock = io.StringIO(), Clock()
 
-    with TableProgress(3, out, terminal=False, clock=clock) as progress:
+    with TableProgress(5, out, terminal=False, clock=clock) as progress:
         clock.now += 1.25
         progress.report([TableOutcome("public", "a", rows_synced=15_000)])
         clock.now += 2
         progress.report(
-            [TableOutcome("public", "b", error='column "v": bad\nvalue'), TableOutcome("s", "c")]
+            [
+                TableOutcome("public", "b", error='column "v": bad\nvalue'),
+                TableOutcome("s", "c"),
+                TableOutcome("s", "d", unchanged=True),
+                TableOutcome("s", "e", held=True, warnings=({"message": "0 rows, was 9"},)),
+            ]
         )
 
     assert out.getvalue().splitlines() == [
-        "[1/3] public.a: 15,000 rows (1.2 s)",
-        '[2/3] public.b: failed: column "v": bad value (3.2 s)',
-        "[3/3] s.c: 0 rows (3.2 s)",
+        "[1/5] public.a: 15,000 rows (1.2 s)",
+        '[2/5] public.b: failed: column "v": bad value (3.2 s)',
+        "[3/5] s.c: 0 rows (3.2 s)",
+        "[4/5] s.d: unchanged (3.2 s)",
+        "[5/5] s.e: held, not published: 0 rows, was 9 (3.2 s)",
     ]
 
 
@@ -42,10 +49,11 @@ def test_on_a_terminal_one_bar_is_redrawn_and_its_line_ended() -> None:
         clock.now += 12.5
         progress.report([TableOutcome("public", "a", rows_synced=1_000)])
         progress.report([TableOutcome("public", "b", error="gone")])
+        progress.report([TableOutcome("public", "c", held=True)])
 
     drawn = out.getvalue()
-    assert first == "\r\x1b[K[------------------------------] 0/4 tables, 0 rows, 0.0 s"
+    assert first == "\r\x1b[K[--------------------] 0/4 tables, 0 rows, 0.0 s"
     assert drawn.endswith(
-        "\r\x1b[K[###############---------------] 2/4 tables, 1 failed, 1,000 rows, 12.5 s\n"
+        "\r\x1b[K[###############-----] 3/4 tables, 1 failed, 1 held, 1,000 rows, 12.5 s\n"
     )
     assert drawn.count("\n") == 1  # redrawn in place, ended once
