@@ -136,15 +136,15 @@ class FileKind(SourceKind):
         make_file_source(self.source_type, self.path, *statements, rows=rows)
 
     def source(self) -> Source:
-        return build_source(self.source_type, {"path": str(self.path)}, None, CONNECT_TIMEOUT)
+        return build_source(*self.registration(), None, CONNECT_TIMEOUT)
+
+    def registration(self) -> tuple[str, dict[str, object]]:
+        return self.source_type, {"path": str(self.path)}
 
 
 class SQLiteKind(FileKind):
     source_type = "sqlite"
     truncate = "DELETE FROM {}"
-
-    def registration(self) -> tuple[str, dict[str, object]]:
-        return "sqlite", {"path": str(self.path)}
 
     def integers(self, table: str, count: int) -> None:
         self.execute(
@@ -173,9 +173,6 @@ class SQLAlchemySQLiteKind(SQLiteKind):
 
 class DuckDBKind(FileKind):
     source_type = "duckdb"
-
-    def registration(self) -> tuple[str, dict[str, object]]:
-        return "duckdb", {"path": str(self.path)}
 
     def integers(self, table: str, count: int) -> None:
         self.execute(
