@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,31 +115,58 @@ def service_client(work: Path, catalog_url: str | None = None, **settings: str) 
     return create_app(load_settings(environ)).test_client()
 
 
-@contextmanager
-def private_redis() -> Iterator[str]:
-    """A Redis server of the benchmark's own on a free port (nothing kept on disk); its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with tempfile.TemporaryDirectory(prefix="bench-redis-") as work:
-        server = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-             "--appendonly", "no", "--dir", work],
+class RedisServer:
+    """A ``redis-server`` of the benchmark's own on a free port, without persistence: stopped and
+    started again on the same port, it comes back empty, as after a restart or a failover."""
+
+    def __init__(self, work: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._work = work
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server and return once it accepts connections."""
+        self._process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "no", "--dir", str(self._work)],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
+        wait_until(self._accepting, 10, "redis-server did not start")
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            process.terminate()
+            process.wait()
+
+    def _accepting(self) -> bool:
+        with socket.socket() as ping:
+            return ping.connect_ex(("127.0.0.1", self.port)) == 0
+
+
+@contextmanager
+def private_redis() -> Iterator[str]:
+    """A Redis server of the benchmark's own, running for the block; its URL."""
+    with tempfile.TemporaryDirectory(prefix="bench-redis-") as work:
+        server = RedisServer(Path(work))
+        server.start()
         try:
-            deadline = time.monotonic() + 10
-            while True:
-                with socket.socket() as ping:
-                    if ping.connect_ex(("127.0.0.1", port)) == 0:
-                        break
-                if time.monotonic() > deadline:
-                    raise SystemExit("redis-server did not start")
-                time.sleep(0.05)
-            yield f"redis://127.0.0.1:{port}/0"
+            yield server.url
         finally:
-            server.terminate()
-            server.wait()
+            server.stop()
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll ``condition()`` until it is true; stop the benchmark with ``what`` after ``timeout``
+    seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} after {timeout} s")
+        time.sleep(0.05)
 
 
 def procfile_command(process: str) -> list[str]:
@@ -153,10 +180,14 @@ def procfile_command(process: str) -> list[str]:
 
 @contextmanager
 def procfile_processes(
-    process: str, count: int, environ: Mapping[str, str], logs: Path
+    process: str,
+    count: int,
+    environ: Mapping[str, str],
+    logs: Path,
+    command: list[str] | None = None,
 ) -> Iterator[list[subprocess.Popen]]:
-    """``count`` copies of a Procfile process with the virtualenv's commands first on PATH;
-    stopped with SIGTERM (then SIGKILL) at the end."""
+    """``count`` copies of a Procfile process (or of ``command``, a variant of it) with the
+    virtualenv's commands first on PATH; stopped with SIGTERM (then SIGKILL) at the end."""
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     started = []
     try:
@@ -164,7 +195,7 @@ def procfile_processes(
             with (logs / f"{process}-{number}.log").open("ab") as log:
                 started.append(
                     subprocess.Popen(
-                        procfile_command(process),
+                        command or procfile_command(process),
                         cwd=ROOT,
                         env={"PATH": path, **environ},
                         stdout=log,

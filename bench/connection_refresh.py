@@ -87,24 +87,25 @@ def main() -> None:
 
 
 def fill(database: str, tables: int, rows: int) -> None:
-    """``tables`` copies of orders (``rows`` rows) in schema public; the seed in schema seed."""
+    """``tables`` copies of orders (``rows`` rows) in schema public, made from the one in schema
+    ``template`` (which the peers, reading ``public``, do not see)."""
     exists = psql(database, "-tAc", f"SELECT to_regclass('public.t{tables - 1:04d}')").strip()
     if exists:
         return
     print(f"creating {tables} tables of {rows:,} rows in {database} ...", file=sys.stderr)
-    psql(database, "-c", "CREATE SCHEMA seed")
+    psql(database, "-c", "CREATE SCHEMA template")
     psql(
         database,
         "-v",
         f"rows={rows}",
         "-c",
-        "SET search_path = seed",
+        "SET search_path = template",
         "-f",
         str(ROOT / "bench/orders.sql"),
         stdout=subprocess.DEVNULL,
     )
     for n in range(tables):
-        psql(database, "-c", f"CREATE TABLE public.t{n:04d} AS TABLE seed.orders")
+        psql(database, "-c", f"CREATE TABLE public.t{n:04d} AS TABLE template.orders")
     psql(database, "-c", "VACUUM ANALYZE")
 
 
@@ -175,7 +176,7 @@ def refresh_with_workers(source: str, workers: int, tables: int, rows: int) -> f
 def run_peer(peer: str, database: str, tables: int) -> float:
     """A peer over every table of ``public``, in the peers' virtualenv; seconds.
 
-    The DuckDB loop is timed as a whole process, as the shared recipe measures it; dlt by its
+    The DuckDB loop is timed as a whole process (extension load and ATTACH included); dlt by its
     own report (the pipeline alone, not its imports).
     """
     with tempfile.TemporaryDirectory(prefix=f"bench-{peer}-") as work:

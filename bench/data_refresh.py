@@ -13,7 +13,8 @@ round, so a noisy neighbour hits them alike), medians printed:
   service's row);
 - DuckDB 1.4.4's postgres scanner and dlt's connectorx path, in ``.venv-peers`` (created from
   ``bench/requirements-peers.txt`` on first use, see ``bench/peers.py``);
-- once, the naive ``pandas.read_sql`` + ``DataFrame.to_parquet`` on ``orders``.
+- once, the naive ``pandas.read_sql`` + ``DataFrame.to_parquet`` on ``orders``, in
+  ``.venv-peers`` too (the service does not depend on pandas).
 
 Seconds are the copy alone, inside each process (the floor: the whole psql process); CPU is user
 + sys of that same span, all threads; peak RSS is the whole process's (``wait4``). Every copy is
@@ -25,6 +26,7 @@ at twice the rows once more: peak memory must stay flat.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -145,12 +147,10 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep (and reuse) the source tables")
     parser.add_argument("--skip-pandas", action="store_true", help="skip the naive pandas path")
     parser.add_argument("--db-prefix", default="rs_bench", help="names of the scratch databases")
-    parser.add_argument(
-        "--child", nargs=4, metavar=("KIND", "DB", "TABLE", "OUT"), help=argparse.SUPPRESS
-    )
+    parser.add_argument("--child", nargs=3, metavar=("DB", "TABLE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        {"service": child_service, "pandas": child_pandas}[args.child[0]](*args.child[1:])
+        child_service(*args.child)
         return
 
     streams = sorted({int(value) for value in args.streams.split(",")} | {DEFAULT_READ_STREAMS})
@@ -166,8 +166,8 @@ def main() -> None:
                     for name, measure in run_round(database, table, streams, Path(work)):
                         results[name].append(checked(measure, table, expected))
                 if table == "orders" and not args.skip_pandas:
-                    results["naive pandas.read_sql + to_parquet"] = [
-                        checked(run_pandas(database, table, Path(work)), table, expected)
+                    results[PEER_NAMES["pandas"]] = [
+                        checked(run_peer("pandas", database, table, Path(work)), table, expected)
                     ]
                 print_table(table, rows, results, streams)
         if args.double:
@@ -207,6 +207,7 @@ def run_round(
 PEER_NAMES = {
     "duckdb": "DuckDB 1.4.4 postgres scanner",
     "dlt": "dlt sql_table, connectorx backend",
+    "pandas": "naive pandas.read_sql + to_parquet",
 }
 
 
@@ -222,14 +223,8 @@ def run_floor(database: str, table: str) -> Measure:
 
 def run_service(database: str, table: str, streams: int, work: Path) -> Measure:
     out = Path(tempfile.mkdtemp(prefix="service-", dir=work))
-    run = run_child("-m", "bench.data_refresh", "--child", "service", database, table, str(out),
+    run = run_child("-m", "bench.data_refresh", "--child", database, table, str(out),
                     env={"SOURCE_READ_STREAMS": str(streams)})  # fmt: skip
-    return child_measure(run, out)
-
-
-def run_pandas(database: str, table: str, work: Path) -> Measure:
-    out = Path(tempfile.mkdtemp(prefix="pandas-", dir=work))
-    run = run_child("-m", "bench.data_refresh", "--child", "pandas", database, table, str(out))
     return child_measure(run, out)
 
 
@@ -349,16 +344,21 @@ def print_table(
 
 
 def ensure_peers() -> None:
-    """Create .venv-peers from bench/requirements-peers.txt the first time."""
-    if PEERS_PYTHON.exists():
+    """Create .venv-peers from bench/requirements-peers.txt, and bring it up to date whenever that
+    file changes (as bin/venv does for the service's own)."""
+    requirements = ROOT / "bench/requirements-peers.txt"
+    stamp = ROOT / ".venv-peers/.installed-requirements-peers.txt"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    if PEERS_PYTHON.exists() and stamp.exists() and stamp.read_text() == digest:
         return
-    print("creating .venv-peers (bench/requirements-peers.txt) ...", file=sys.stderr)
-    subprocess.run(["python3", "-m", "venv", str(ROOT / ".venv-peers")], check=True)
+    print("installing .venv-peers (bench/requirements-peers.txt) ...", file=sys.stderr)
+    if not PEERS_PYTHON.exists():
+        subprocess.run(["python3", "-m", "venv", str(ROOT / ".venv-peers")], check=True)
     subprocess.run(
-        [str(PEERS_PYTHON), "-m", "pip", "install", "--quiet", "-r",
-         str(ROOT / "bench/requirements-peers.txt")],
+        [str(PEERS_PYTHON), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
         check=True,
-    )  # fmt: skip
+    )
+    stamp.write_text(digest)
 
 
 def child_service(database: str, table: str, out: str) -> None:
@@ -384,27 +384,6 @@ def child_service(database: str, table: str, out: str) -> None:
         "seconds": response.get_json()["duration_ms"] / 1000,
         "cpu_seconds": cpu_seconds,
         "parquet": f"{file_url_path(path)}/data.parquet",
-    }
-    print(json.dumps(report))
-
-
-def child_pandas(database: str, table: str, out: str) -> None:
-    import time
-
-    import pandas as pd
-    from sqlalchemy import create_engine
-
-    engine = create_engine(
-        f"postgresql+psycopg://{PG['user']}@{PG['host']}:{PG['port']}/{database}"
-    )
-    cpu_before, started = sum(os.times()[:2]), time.perf_counter()
-    frame = pd.read_sql(f"SELECT * FROM {table}", engine)
-    parquet = Path(out) / f"{table}.parquet"
-    frame.to_parquet(parquet)
-    report = {
-        "seconds": time.perf_counter() - started,
-        "cpu_seconds": sum(os.times()[:2]) - cpu_before,
-        "parquet": str(parquet),
     }
     print(json.dumps(report))
 

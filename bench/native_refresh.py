@@ -13,7 +13,7 @@ times (medians reported), each in a fresh process:
   process "+" that of its largest child (MySQL's connectorx reader process); for MySQL also on
   the table's first 10 rows, the fixed cost a connection of many small tables pays per table;
 - connectorx 0.4.6 alone: ``read_sql(return_type="arrow")`` + ``pyarrow.parquet.write_table``
-  (zstd), the recipe of the issue, and its streaming form (``arrow_stream`` + ``ParquetWriter``);
+  (zstd), the reference reader, and its streaming form (``arrow_stream`` + ``ParquetWriter``);
 - with ``--skip-generic`` not given, the generic ``sqlalchemy`` source on the same tables.
 
 ``--engine`` measures one engine only (the copies of both are still made and checked).

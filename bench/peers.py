@@ -4,9 +4,9 @@
 
 Prints one JSON line: ``seconds`` and ``cpu_seconds`` (user + sys of this process) of the copy
 alone, and ``parquet``, a glob of the files written. Imports nothing of the service: the peers'
-libraries (DuckDB 1.4.4 with duckdb-ext-postgres, dlt with connectorx) are not the service's,
-and live only in .venv-peers (``bench/requirements-peers.txt``), following the checked recipes
-of the shared ``bench/README.md``.
+libraries (DuckDB 1.4.4 with duckdb-ext-postgres, dlt with connectorx, pandas for the naive
+baseline) are not the service's, and live only in .venv-peers (``bench/requirements-peers.txt``);
+bench/README.md says what each recipe does.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def duckdb_copy(database: str, table: str, work: str) -> str:
 
 def duckdb_database_copy(database: str, schema: str, work: str) -> str:
     """One DuckDB process, ATTACH once, then one COPY per table of ``schema``: the peer of a
-    connection-wide refresh (the shared bench README's loop). Timed as a whole process."""
+    connection-wide refresh (bench/README.md). Timed as a whole process."""
     con = _duckdb_attached(database)
     tables = con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = 'pg' AND schema_name = ? "
@@ -107,11 +107,23 @@ def _dlt_to_parquet(dlt: Any, source: object, work: str) -> None:
     pipeline.run(source, loader_file_format="parquet")
 
 
+def pandas_copy(database: str, table: str, work: str) -> str:
+    """The naive baseline: ``pandas.read_sql`` of the whole table, then ``DataFrame.to_parquet``."""
+    import pandas as pd
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}")
+    out = f"{work}/{table}.parquet"
+    pd.read_sql(f"SELECT * FROM {table}", engine).to_parquet(out)
+    return out
+
+
 PEERS: dict[str, Callable[[str, str, str], str]] = {
     "duckdb": duckdb_copy,
     "duckdb-database": duckdb_database_copy,
     "dlt": dlt_copy,
     "dlt-database": dlt_database_copy,
+    "pandas": pandas_copy,
 }
 
 

@@ -3,7 +3,7 @@
     python -m bench.redis_recovery [--outages 20 60] [--rounds 3]
 
 A worker started with the Procfile's command, idle, on a Redis server of its own
-(``tests/support/redis_server.py``). Each round stops Redis for the outage's length plus a
+(``bench.common.RedisServer``). Each round stops Redis for the outage's length plus a
 random part of the longest wait of the worker under test (so that rounds meet its retries at
 every phase), starts it again (empty, as after a restart without persistence), enqueues a job the
 moment Redis answers and reads when the worker started it (RQ's ``started_at``). The figure is
@@ -20,13 +20,14 @@ import statistics
 import tempfile
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
+from redis import Redis
 from rq import Queue
 from rq.worker import HerokuWorker
 
-from tests.support.redis_server import RedisServer, redis_server
-from tests.support.workers import procfile_command, running, wait_until
+from bench.common import RedisServer, procfile_command, procfile_processes, wait_until
 from workers.queues import REFRESH
 from workers.redis_retry import RETRY_MAX_SECONDS
 
@@ -47,9 +48,11 @@ def main() -> None:
     print(f"{'worker':<18}  {'outage':>10}  {'rounds':>6}  {'min':>6}  {'median':>6}  {'max':>6}")
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        with redis_server(root / "redis-server.log") as redis:
+        redis = RedisServer(root)
+        redis.start()
+        try:
             environ = {
-                "REDIS_URL": redis.url(),
+                "REDIS_URL": redis.url,
                 "SECRET_KEY": "bench",
                 "DATABASE_URL": f"sqlite:///{root}/catalog.db",
                 "CACHE_URL": f"file://{root}/cache",
@@ -60,8 +63,8 @@ def main() -> None:
                 command[command.index("-w") + 1] = worker_class
                 logs = root / worker_class  # each worker's log of its own
                 logs.mkdir()
-                with running(1, command, environ, logs) as (worker,):
-                    wait_until(lambda: "Listening on" in worker.log(), 60, "no worker started")
+                with procfile_processes("worker", 1, environ, logs, command):
+                    wait_until(partial(listening, logs), 60, "no worker started")
                     for outage in args.outages:
                         delays = [
                             recovery(redis, outage + random.uniform(0, longest_wait))
@@ -73,6 +76,13 @@ def main() -> None:
                             f"{statistics.median(delays):>5.2f}s  {max(delays):>5.2f}s",
                             flush=True,
                         )
+        finally:
+            redis.stop()
+
+
+def listening(logs: Path) -> bool:
+    """Whether the worker writing its log in ``logs`` waits for jobs."""
+    return "Listening on" in (logs / "worker-0.log").read_text()
 
 
 def recovery(redis: RedisServer, outage: float) -> float:
@@ -81,7 +91,7 @@ def recovery(redis: RedisServer, outage: float) -> float:
     time.sleep(outage)  # the outage itself: its length is the parameter
     redis.start()
     back = datetime.now(UTC)
-    job = Queue(REFRESH, connection=redis.client()).enqueue("os.getpid")
+    job = Queue(REFRESH, connection=Redis.from_url(redis.url)).enqueue("os.getpid")
     wait_until(
         lambda: job.get_status() in ("finished", "failed"),
         JOB_DEADLINE_SECONDS,

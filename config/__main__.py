@@ -1,4 +1,8 @@
-"""``python -m config``: check the environment and print the effective settings (no secrets)."""
+"""``python -m config``: check the environment and print the effective settings (no secrets).
+
+Checked as every process reads it: the settings, then what they open (the storage that
+``CACHE_URL`` and ``S3_ENDPOINT_URL`` name), so that ``bin/run`` stops on its first line.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import sys
 from urllib.parse import urlsplit, urlunsplit
 
 from config.settings import ConfigError, load_settings
+from refresh.runtime import Runtime
 
 SECRET_FIELDS = {"secret_key", "api_token"}
 MASK = "***"
@@ -15,6 +20,7 @@ MASK = "***"
 def main() -> int:
     try:
         settings = load_settings()
+        Runtime.from_settings(settings)
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 1

@@ -52,8 +52,13 @@ class Settings:
 
     @property
     def embedded(self) -> bool:
-        """Without Redis, jobs and the deletion sweep run inside the web process."""
-        return self.redis_url is None
+        return _embedded(self.redis_url)
+
+
+def _embedded(redis_url: str | None) -> bool:
+    """The one rule of embedded mode: without Redis, jobs and the deletion sweep run inside the
+    web process (and a deployment's own settings, such as ``SECRET_KEY``, may be generated)."""
+    return redis_url is None
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,7 +73,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         s3_read_timeout_seconds=_int(env, "S3_READ_TIMEOUT_SECONDS", 60, minimum=1),
         s3_max_attempts=_int(env, "S3_MAX_ATTEMPTS", 3, minimum=1),
         api_token=env.get("API_TOKEN") or None,
-        secret_key=_secret_key(env.get("SECRET_KEY"), embedded=redis_url is None),
+        secret_key=_secret_key(env.get("SECRET_KEY"), embedded=_embedded(redis_url)),
         deletion_grace_seconds=_int(env, "DELETION_GRACE_SECONDS", 60, minimum=0),
         deletion_interval_seconds=_int(env, "DELETION_INTERVAL_SECONDS", 30, minimum=1),
         max_deletion_retries=_int(env, "MAX_DELETION_RETRIES", 5, minimum=1),
@@ -136,6 +141,10 @@ def _redis_url(env: Mapping[str, str]) -> str | None:
 
 def _cache_url(url: str) -> str:
     parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        raise ConfigError(
+            f"CACHE_URL names a directory or prefix: no ?query or #fragment, got {url!r}"
+        )
     if parts.scheme == "file":
         if not (parts.netloc + parts.path):
             raise ConfigError("CACHE_URL file:// needs a directory, e.g. file:///srv/cache")

@@ -2,12 +2,13 @@
 
 The batches run as jobs (``workers/``), each through ``data_refresh.refresh_tables``; this module
 holds the pure ends of that fan-out, so the job layer stays a thin wrapper: the tables and their
-batches before, and the result object after, built from however the tables ended.
+batches before, and the result object after, built from however the tables ended. The command
+line runs the same refresh in its own process, without jobs (``refresh_in_process``).
 
 Batches are sized by what the catalog knows of each table: the size of its current version, a
-stand-in for what its refresh will cost. A batch job costs about 0.1 s of its own (a forked work
-horse, its catalog and source connections), a small table a few milliseconds: many small tables
-share a batch, and a big table gets one of its own. There are enough batches for every slot of
+stand-in for what its refresh will cost. A batch job has a cost of its own (a forked work horse,
+its catalog and source connections) far above a small table's: many small tables share a batch,
+and a big table gets one of its own. There are enough batches for every slot of
 the connection's cap to work, and a few more, so that slots which finish early take the rest.
 The measurements behind the constants are in bench/README.md.
 """
@@ -15,13 +16,14 @@ The measurements behind the constants are in bench/README.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
 from refresh.catalog import Table
-from refresh.data_refresh import TableOutcome
+from refresh.data_refresh import ChangeRules, TableOutcome, refresh_tables
 from refresh.lookup import load_connection
 from refresh.runtime import Runtime
 
@@ -136,3 +138,38 @@ def summarize(
                 }
             )
     return result
+
+
+def refresh_in_process(
+    rt: Runtime,
+    connection_id: str,
+    tables: Sequence[TableToRefresh],
+    report: Callable[[list[TableOutcome]], None],
+    rules: ChangeRules,
+) -> ConnectionRefreshResult:
+    """Mode 4 in the calling process, without jobs (``flask refresh run``): ``tables`` as one
+    batch on ``PARALLEL_REFRESH_COUNT`` threads, as many as embedded mode's job threads, by
+    ``rules`` as a batch job would.
+
+    ``report`` gets the tables' outcomes as they end. A table another refresh holds is waited for
+    as a request waits (``REFRESH_WAIT_SECONDS``), then reported failed naming that refresh; the
+    per-connection cap of the job queue (a rate limit of its batch jobs) does not see this
+    process, which counts its own threads only.
+    """
+    started = time.monotonic()
+    deadline = started + rt.settings.refresh_wait_seconds
+    outcomes: list[TableOutcome] = []
+
+    def record(ended: list[TableOutcome]) -> None:
+        outcomes.extend(ended)
+        report(ended)
+
+    names = [(table.schema_name, table.table_name) for table in tables]
+    threads = rt.settings.parallel_refresh_count
+    held = refresh_tables(rt, connection_id, names, None, record, threads=threads, rules=rules)
+    while held:
+        last_try = time.monotonic() >= deadline
+        held = refresh_tables(
+            rt, connection_id, [], None, record, held, threads, last_try=last_try, rules=rules
+        )
+    return summarize(connection_id, outcomes, int((time.monotonic() - started) * 1000))

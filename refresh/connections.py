@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +19,19 @@ from refresh.sources import SourceError, source_class
 from refresh.versions.deletions import retire
 
 
+class DiscoveryStatus(enum.StrEnum):
+    """How the discovery of a newly registered connection's tables went."""
+
+    SUCCESS = "success"
+    SKIPPED = "skipped"  # ``skip_discovery`` asked for none
+    FAILED = "failed"  # the source refused (``discovery_error``); the connection stays registered
+
+
 @dataclass(frozen=True)
 class Registration:
     connection: Connection
     tables_discovered: int
-    discovery_status: str  # "success" | "skipped" | "failed"
+    discovery_status: DiscoveryStatus
     discovery_error: str | None = None
 
 
@@ -59,16 +68,16 @@ def register_connection(
     except IntegrityError:
         raise Conflict(f"Connection '{name}' already exists") from None
     if skip_discovery:
-        return Registration(row, 0, "skipped")
+        return Registration(row, 0, DiscoveryStatus.SKIPPED)
     try:
         result = refresh_connection_schema(rt, name)
     except SourceError as error:
-        return Registration(row, 0, "failed", str(error))
+        return Registration(row, 0, DiscoveryStatus.FAILED, str(error))
     except BaseException:
         with rt.catalog.session() as session:
             session.delete(load_connection(session, name))  # its tables go by cascade
         raise
-    return Registration(row, result.tables_discovered, "success")
+    return Registration(row, result.tables_discovered, DiscoveryStatus.SUCCESS)
 
 
 def list_connections(rt: Runtime) -> list[Connection]:

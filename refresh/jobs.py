@@ -70,6 +70,10 @@ class JobQueue(Protocol):
     def check(self) -> None:
         """Raise ``ServiceUnavailable`` when the queue cannot be reached (``GET /health``)."""
 
+    def recent(self, limit: int) -> list[Job]:
+        """The latest ``limit`` requests the queue still keeps (queued, running, or ended within
+        ``JOB_RESULT_TTL_SECONDS``), newest first. Raises ``ServiceUnavailable``."""
+
     def counts(self) -> Mapping[tuple[str, str], int]:
         """How many jobs each queue holds in each state, by (queue, state) (``GET /metrics``).
         Raises ``ServiceUnavailable``."""

@@ -1,4 +1,4 @@
-"""What a ``POST /refresh`` body asks for: validation in the contract's order, its mode, and
+"""What a ``POST /refresh`` body asks for: validation in docs/api.md's order, its mode, and
 whether it runs in the request or as a job."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class RefreshRequest:
 
 
 def resolve_mode(rt: Runtime, request: RefreshRequest) -> Mode:
-    """Apply the validation table of the contract, in its order, and name the mode.
+    """Apply the validation table of docs/api.md, in its order, and name the mode.
 
     The order matters to clients: an unknown connection is reported before any complaint about
     how the rest of the body combines.
@@ -141,7 +141,7 @@ def _table_data(rt: Runtime, request: RefreshRequest, job_id: str | None) -> Ref
 # How each mode runs in one call (in the request, or as its one job); None: only as jobs. Every
 # layer looks the mode up in one table of its own, keyed by ``Mode``: this one, the job queue's
 # (which job function: ``workers.runner``) and the API's (which response schema:
-# ``refresh.api.refresh_routes``).
+# ``refresh.api.schemas``).
 RUNNERS: dict[Mode, Runner | None] = {
     Mode.ALL_SCHEMAS: lambda rt, request, job_id: refresh_all_schemas(rt),
     Mode.CONNECTION_SCHEMA: lambda rt, request, job_id: refresh_connection_schema(

@@ -41,6 +41,25 @@ def get_table(rt: Runtime, connection_id: str, schema_name: str, table_name: str
         return table
 
 
+def version_histories(
+    rt: Runtime,
+    connection_id: str,
+    schema_name: str | None = None,
+    table_name: str | None = None,
+) -> list[Table]:
+    """The connection's tables (those of ``schema_name``, those named ``table_name``) with their
+    refresh history (``Table.versions``, newest first)."""
+    with rt.catalog.session() as session:
+        load_connection(session, connection_id)
+        query = select(Table).where(Table.connection_id == connection_id)
+        if schema_name is not None:
+            query = query.where(Table.schema_name == schema_name)
+        if table_name is not None:
+            query = query.where(Table.table_name == table_name)
+        query = query.options(selectinload(Table.versions))
+        return list(session.scalars(query.order_by(Table.schema_name, Table.table_name)))
+
+
 def drop_table_cache(rt: Runtime, connection_id: str, schema_name: str, table_name: str) -> None:
     with rt.catalog.session() as session:
         load_connection(session, connection_id)

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
@@ -20,6 +21,7 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus as RQStatus
+from rq.registry import BaseRegistry
 
 from config import Settings
 from refresh.common.errors import NotFound, ServiceUnavailable
@@ -50,6 +52,7 @@ _STATUS = {
     RQStatus.CANCELED: JobStatus.FAILED,
 }
 _SILENT_FAILURE = "the job stopped before it finished (its worker was killed or it ran out of time)"
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 class RQJobQueue:
@@ -115,6 +118,18 @@ class RQJobQueue:
         with _reachable():
             self.connection.ping()
 
+    def recent(self, limit: int) -> list[Job]:
+        """Read from RQ's queue and registries without cleaning them up first (a read changes
+        nothing); the request jobs are those with a ``request`` in their meta."""
+        with _reachable():
+            ids = set(self._queue.get_job_ids())
+            for registry in _registries(self._queue).values():
+                ids.update(registry.get_job_ids(cleanup=False))
+            jobs = RQJob.fetch_many(sorted(ids), connection=self.connection)
+        requests = [job for job in jobs if job is not None and "request" in job.meta]
+        requests.sort(key=lambda job: job.enqueued_at or _NEVER, reverse=True)
+        return [self.get(job.id) for job in requests[:limit]]
+
     def counts(self) -> dict[tuple[str, str], int]:
         """RQ's own counts: a queue's waiting jobs, and each of its registries (not cleaned up
         first: a scrape changes nothing)."""
@@ -123,14 +138,7 @@ class RQJobQueue:
             for name in QUEUES:
                 queue = Queue(name, connection=self.connection)
                 counts[name, "queued"] = queue.count
-                for state, registry in (
-                    ("started", queue.started_job_registry),
-                    ("deferred", queue.deferred_job_registry),
-                    ("scheduled", queue.scheduled_job_registry),
-                    ("finished", queue.finished_job_registry),
-                    ("failed", queue.failed_job_registry),
-                    ("canceled", queue.canceled_job_registry),
-                ):
+                for state, registry in _registries(queue).items():
                     counts[name, state] = registry.get_job_count(cleanup=False)
         return counts
 
@@ -177,6 +185,18 @@ _JOBS: dict[Mode, tuple[Callable[..., Any], Callable[[RefreshRequest], dict[str,
 }
 
 
+def _registries(queue: Queue) -> dict[str, BaseRegistry]:
+    """The registries of a queue's jobs that are not waiting in it, by the state they hold."""
+    return {
+        "started": queue.started_job_registry,
+        "deferred": queue.deferred_job_registry,
+        "scheduled": queue.scheduled_job_registry,
+        "finished": queue.finished_job_registry,
+        "failed": queue.failed_job_registry,
+        "canceled": queue.canceled_job_registry,
+    }
+
+
 def _status(job: RQJob) -> JobStatus:
     return _STATUS.get(job.get_status(refresh=False), JobStatus.RUNNING)
 
@@ -196,7 +216,7 @@ def open_job_queue(runtime: Runtime) -> RQJobQueue:
     """Redis when ``REDIS_URL`` is set; otherwise the in-process broker, with one worker thread
     per allowed concurrent table, so one connection's refresh can use its whole cap."""
     settings = runtime.settings
-    if settings.redis_url is None:
+    if settings.embedded:
         broker = EmbeddedBroker(
             runtime,
             threads=settings.parallel_refresh_count,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -11,18 +10,15 @@ from flask import Blueprint, Response, jsonify, url_for
 from refresh.api.context import job_queue, runtime
 from refresh.api.parsing import json_object, validated
 from refresh.api.schemas import (
-    ConnectionRefreshResponseSchema,
     JobAcceptedSchema,
     JobSchema,
     RefreshRequestSchema,
-    SchemaRefreshResponseSchema,
-    TableRefreshResponseSchema,
+    refresh_response,
 )
 from refresh.common.errors import RefreshError
 from refresh.jobs import Job, JobStatus
 from refresh.refresh_request import (
     Execution,
-    Mode,
     RefreshRequest,
     execution,
     resolve_mode,
@@ -30,13 +26,6 @@ from refresh.refresh_request import (
 )
 
 blueprint = Blueprint("refresh", __name__)
-
-RESPONSE_SCHEMAS = {
-    Mode.ALL_SCHEMAS: SchemaRefreshResponseSchema,
-    Mode.CONNECTION_SCHEMA: SchemaRefreshResponseSchema,
-    Mode.TABLE_DATA: TableRefreshResponseSchema,
-    Mode.CONNECTION_DATA: ConnectionRefreshResponseSchema,
-}
 
 
 @blueprint.post("/refresh")
@@ -57,13 +46,13 @@ def post_refresh() -> Response | tuple[Response, int, dict[str, str]]:
     mode = resolve_mode(rt, request)
     plan = execution(mode, request.run_async)
     if plan is Execution.INLINE:
-        return jsonify(_result(mode, asdict(run_refresh(rt, request, mode))))
+        return jsonify(refresh_response(mode, asdict(run_refresh(rt, request, mode))))
     jobs = job_queue()
     job = jobs.submit(request, mode, body)
     if plan is Execution.AWAITED_JOB:
         job = jobs.wait(job.job_id, timeout=rt.settings.refresh_job_timeout_seconds)
         if job.status is JobStatus.FINISHED and job.result is not None:
-            return jsonify(_result(mode, job.result))
+            return jsonify(refresh_response(mode, job.result))
         if job.status is JobStatus.FAILED:
             raise RefreshError(f"the refresh job {job.job_id} failed: {job.error}")
     status_url = url_for(".get_job", job_id=job.job_id)
@@ -80,10 +69,5 @@ def get_job(job_id: str) -> Response:
 def _job(job: Job) -> dict[str, Any]:
     body = JobSchema().dump(job)
     if job.result is not None:
-        body["result"] = _result(job.mode, job.result)
+        body["result"] = refresh_response(job.mode, job.result)
     return body
-
-
-def _result(mode: Mode, result: Mapping[str, Any]) -> dict[str, Any]:
-    """The same body whether the request ran inline or as a job."""
-    return RESPONSE_SCHEMAS[mode]().dump(result)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from marshmallow import (
@@ -15,7 +16,9 @@ from marshmallow import (
 )
 
 from refresh.catalog.models import VERSION_STATUSES, utcnow
+from refresh.connections import DiscoveryStatus
 from refresh.jobs import JobStatus
+from refresh.refresh_request import Mode
 from refresh.sources import SOURCE_TYPES, source_class
 from refresh.staleness import is_stale
 
@@ -119,7 +122,7 @@ class ConnectionCreatedSchema(_OmitEmpty):
     name = fields.String(attribute="connection.name")
     source_type = fields.String(attribute="connection.source_type")
     tables_discovered = fields.Integer()
-    discovery_status = fields.String(metadata={"enum": ["success", "skipped", "failed"]})
+    discovery_status = fields.String(metadata={"enum": list(DiscoveryStatus)})
     discovery_error = fields.String()
 
 
@@ -333,6 +336,21 @@ class ConnectionRefreshResponseSchema(_OmitEmpty):
     duration_ms = fields.Integer()
     errors = fields.List(fields.Nested(TableErrorSchema), metadata={"description": "always sent"})
     warnings = fields.List(fields.Nested(WarningSchema))
+
+
+# The answer of each mode: in the request, as a job's result, from the command line (``--json``).
+RESPONSE_SCHEMAS: dict[Mode, type[Schema]] = {
+    Mode.ALL_SCHEMAS: SchemaRefreshResponseSchema,
+    Mode.CONNECTION_SCHEMA: SchemaRefreshResponseSchema,
+    Mode.TABLE_DATA: TableRefreshResponseSchema,
+    Mode.CONNECTION_DATA: ConnectionRefreshResponseSchema,
+}
+
+
+def refresh_response(mode: Mode, result: Mapping[str, Any]) -> dict[str, Any]:
+    """The body of a refresh's result (the plain fields of the mode's result object): the same
+    whether it ran in the request, as a job, or from ``flask refresh run``."""
+    return RESPONSE_SCHEMAS[mode]().dump(result)
 
 
 # --- jobs ----------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 # Readers skip and parallelise by row group: groups of a few hundred thousand rows keep the
 # statistics useful and the per-group overhead negligible. The byte cap keeps a wide table's
 # buffered group far below the worker's memory budget: the group waits in the drivers' buffers
-# (about 1.2x its Arrow size) and is encoded whole; at 64 MiB a refresh of the wide reference
-# table peaked above 400 MB, at 32 MiB it stays near 350 MB (about 55,000 of its rows a group).
+# and is encoded whole, so its size is what a wide table's refresh peaks at (the cap was halved
+# when the wide reference table went over 400 MB: bench/README.md, "Figures behind the code").
 ROW_GROUP_ROWS = 131_072
 ROW_GROUP_BYTES = 32 * 1024 * 1024
 # A column is dictionary encoded when its first row group has at most rows / 4 distinct values.
@@ -75,10 +75,10 @@ def _dictionary_columns(sample: pa.Table) -> list[str]:
     """Columns with few distinct values in ``sample``.
 
     Parquet writers try a dictionary for every column and give up on high-cardinality ones only
-    after paying for it: on the benchmark table, limiting it to the columns that repeat makes
-    writing about 45% faster and the file smaller. A column whose first rows are nearly all
-    distinct is ruled out on those rows alone, which makes the choice 8 times cheaper on the
-    wide reference table.
+    after paying for it: limiting it to the columns that repeat makes writing faster and the file
+    smaller. A column whose first rows are nearly all distinct is ruled out on those rows alone,
+    which makes the choice cheap on wide tables of unique values (bench/README.md, "Figures
+    behind the code").
     """
     limit = max(1, sample.num_rows // DICTIONARY_MAX_DISTINCT_SHARE)
     return [

@@ -1,7 +1,7 @@
 """ADBC drivers (PostgreSQL, SQLite) through ADBC's low-level API.
 
-ADBC's DB-API module imports pyarrow.dataset and pandas: about 40 MB in every process for nothing
-the service uses. Statements here stream Arrow batches built by the driver in C++, outside the
+ADBC's DB-API module imports pyarrow.dataset and pandas: memory in every process for nothing the
+service uses. Statements here stream Arrow batches built by the driver in C++, outside the
 GIL.
 """
 
@@ -20,9 +20,9 @@ Connection = adbc_driver_manager.AdbcConnection
 def preload_driver(library: str) -> None:
     """Load a driver's shared library into this process now.
 
-    The driver manager loads it on a process's first connection: 10 to 20 ms of dynamic linking
-    for PostgreSQL's (libpq and OpenSSL are inside), paid by every work horse unless the worker
-    loaded it before forking. The manager's own load of the same file then finds it loaded.
+    The driver manager loads it on a process's first connection: dynamic linking of PostgreSQL's
+    (libpq and OpenSSL are inside), paid by every work horse unless the worker loaded it before
+    forking. The manager's own load of the same file then finds it loaded.
     """
     ctypes.CDLL(library)
 

@@ -3,8 +3,8 @@
 It runs as a script (``python -P cx_child.py``) rather than ``python -m refresh...``, and imports
 only the standard library, connectorx and pyarrow (those in ``main``: the parent imports this
 module for ``FAILURE_PREFIX`` and must not load connectorx). The ``refresh`` package (marshmallow,
-every source module) and numpy (which pyarrow imports when it can; nothing here uses it) made the
-start 0.2 s of CPU, more than the rest of a small table's refresh; now it is 0.07 s.
+every source module) and numpy (which pyarrow imports when it can; nothing here uses it) made its
+start cost more than the rest of a small table's refresh.
 
 The request comes as JSON on stdin (the password is never in argv or the environment): connection
 URL, query, session setup statements, batch size and the parent's pid. A failure is reported as
@@ -57,7 +57,7 @@ def main() -> None:
         sys.stderr.write(f"{FAILURE_PREFIX}{message}\n")
         sys.stderr.flush()
         sys.exit(1)
-    os._exit(0)  # the interpreter's teardown took 12 ms, a tenth of a small table's refresh
+    os._exit(0)  # the interpreter's teardown is a noticeable share of a small table's refresh
 
 
 class _Stdout:

@@ -1,6 +1,6 @@
 """Reading a query with connectorx in a child process that streams Arrow IPC back.
 
-connectorx (Rust) reads MySQL/MariaDB about 10 times as fast as any Python driver, but its
+connectorx (Rust) reads MySQL/MariaDB many times as fast as any Python driver, but its
 streaming reader (``return_type="arrow_stream"``) holds the GIL while it waits for the server:
 in-process, a slow query or a frozen host would freeze every thread of the worker (heartbeats, the
 stall watchdog, other requests). Its panics (a value its types cannot hold) also bypass Python's
@@ -17,7 +17,7 @@ other work (a handshake) while the interpreter starts.
 
 Memory stays bounded by flow control: connectorx reads the server in a thread of its own into an
 unbounded queue, so a full pipe blocks the child's writer but not that thread, and a consumer
-slower than the server would let the child buffer the whole table (3M rows: 415 MB). The child is
+slower than the server would let the child buffer the whole table. The child is
 ahead as soon as the pipe is half full while the parent is not reading it: ``_PacedPipe`` then
 pauses it (SIGSTOP) and continues it (SIGCONT) when the parent reads again. The server meanwhile
 waits on its socket (the MySQL session allows that for an hour).
@@ -147,8 +147,8 @@ class _PacedPipe:
     "not reading" and the pause one step.
 
     Batches are read into buffers of Arrow's memory pool (``read_buffer``, which pyarrow prefers):
-    as Python bytes, the 5 MB message bodies went through malloc, whose heap kept 90 MB more than
-    the pool did.
+    as Python bytes, the message bodies went through malloc, whose heap kept far more than the
+    pool did (bench/README.md, "Figures behind the code").
     """
 
     closed = False

@@ -73,8 +73,8 @@ _SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 # much longer, and a refresh job has its own overall timeout above this.
 QUERY_IO_TIMEOUT_SECONDS = 600
 # Rows per batch: a quarter of BATCH_ROWS, as two processes hold batches here (the child the one
-# connectorx is building and those it has ready, the parent its read-ahead); on the benchmark
-# table that took 45 MB off the peak of both together, at no cost in time.
+# connectorx is building and those it has ready, the parent its read-ahead); that lowers the peak
+# of both together at no cost in time (bench/README.md, "Figures behind the code").
 READ_BATCH_ROWS = 16_384
 # The server drops a streaming client that has not read for this long; the consumer may pause
 # between batches (writing a Parquet row group, uploading a part), so allow it generously.
@@ -179,8 +179,8 @@ class _Connection(pymysql.Connection):
     """PyMySQL's connection, with its preferred-TLS context built once per process.
 
     PyMySQL builds an ``ssl.create_default_context()`` for every connection, loading the system's
-    CA certificates: 20 to 35 ms of CPU, ten times the rest of a local handshake, paid by every
-    data refresh (describe, handshake check) although that unverified context uses none of them.
+    CA certificates: many times the CPU of the rest of a local handshake, paid by every data
+    refresh (describe, handshake check) although that unverified context uses none of them.
     """
 
     _preferred_tls: ClassVar[ssl.SSLContext | None] = None

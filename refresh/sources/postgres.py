@@ -159,15 +159,16 @@ _ONLY_FILTER = (
 )
 
 # By default ADBC loads every type of the database when it connects, each table's row type and
-# columns included: 3.4 s per connection with 10,000 tables. The SELECT only produces built-in
-# types (everything else is cast to text), so the built-in table is all it needs.
+# columns included: seconds per connection on a database of many tables. The SELECT only
+# produces built-in types (everything else is cast to text), so the built-in table is all it
+# needs.
 _ADBC_DATABASE_OPTIONS = {"adbc.postgresql.type_resolver_mode": "builtin"}
 
 # ADBC sizes its batches in bytes (16 MiB by default). Each stream holds a batch or two (one being
 # built, one waiting for the writer), so the streams of a read share a budget: 4 MiB batches for
-# one or two streams, 2 MiB for four. 4 MiB batches are as fast as 16 on the benchmark tables and
-# take about 20 MB off the peak memory of a refresh; with four streams, 2 MiB took another
-# 15-35 MB off `wide` at the same speed (with two, 2 MiB was up to 10% slower there).
+# one or two streams, 2 MiB for four. Smaller batches cost nothing in speed down to that size and
+# lower the peak memory of a refresh; below it they slow two streams down (bench/README.md,
+# "Figures behind the code").
 _BATCH_BYTES_BUDGET = 8 * 1024 * 1024
 _BATCH_BYTES_MIN, _BATCH_BYTES_MAX = 2 * 1024 * 1024, 4 * 1024 * 1024
 

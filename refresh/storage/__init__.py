@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from config import ConfigError
 from refresh.storage.base import (
     DATA_FILE,
     MAX_SEGMENT_BYTES,
@@ -39,11 +40,15 @@ def open_storage(
     s3_endpoint_url: str | None,
     s3_timeouts: S3Timeouts = S3Timeouts(),  # noqa: B008 (frozen, so sharing it is safe)
 ) -> Storage:
-    """The storage ``CACHE_URL`` names; a relative ``file://./dir`` is resolved here, once."""
+    """The storage ``CACHE_URL`` names; a relative ``file://./dir`` is resolved here, once.
+
+    Raises ``ConfigError`` naming the variable whose value no storage can use, so that the process
+    stops at start-up with one line instead of a traceback.
+    """
     root = file_url_path(cache_url)
     if root is not None:
         return FilesystemStorage(Path(root))
     parts = urlsplit(cache_url)
     if parts.scheme == "s3" and parts.netloc:
         return S3Storage(parts.netloc, parts.path, s3_endpoint_url, s3_timeouts)
-    raise ValueError(f"a cache URL is file:///dir or s3://bucket/prefix, got {cache_url!r}")
+    raise ConfigError(f"CACHE_URL must be file:///dir or s3://bucket/prefix, got {cache_url!r}")

@@ -22,7 +22,9 @@ from boto3.exceptions import Boto3Error, S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
+from config import ConfigError
 from refresh.storage.base import (
     DATA_FILE,
     MAX_PATH_BELOW_ROOT_BYTES,
@@ -59,8 +61,8 @@ class S3Timeouts:
 
 
 class S3Storage(Storage):
-    # 64 MiB parts allow objects up to 640 GiB (10,000 parts); the upload streams from the file,
-    # so memory stays at a few MiB per thread whatever the part size (measured).
+    # 64 MiB parts allow objects up to 640 GiB (S3's 10,000 parts); the upload streams from the
+    # file, so the part size does not set the memory an upload takes.
     transfer_config: ClassVar[TransferConfig] = TransferConfig(
         multipart_threshold=64 * _MiB, multipart_chunksize=64 * _MiB, max_concurrency=4
     )
@@ -72,13 +74,17 @@ class S3Storage(Storage):
         endpoint_url: str | None = None,
         timeouts: S3Timeouts = S3Timeouts(),
     ) -> None:
+        """Raises ``ConfigError`` for a prefix (``CACHE_URL``) or an endpoint
+        (``S3_ENDPOINT_URL``) the storage cannot work with."""
         self._bucket = bucket
         self._prefix = prefix.strip("/")
         if len(self._prefix.encode()) > MAX_PREFIX_BYTES:
-            raise ValueError(
-                f"the prefix of an s3:// cache URL is at most {MAX_PREFIX_BYTES} bytes, so that "
-                f"every key fits in S3's {MAX_KEY_BYTES}; got {len(self._prefix.encode())}"
+            raise ConfigError(
+                f"CACHE_URL: the prefix of an s3:// cache URL is at most {MAX_PREFIX_BYTES} bytes, "
+                f"so that every key fits in S3's {MAX_KEY_BYTES}; got {len(self._prefix.encode())}"
             )
+        if endpoint_url is not None and not _valid_endpoint(endpoint_url):
+            raise ConfigError(f"S3_ENDPOINT_URL is not a valid endpoint URL: {endpoint_url!r}")
         self._client = boto3.client(
             "s3",
             endpoint_url=endpoint_url,
@@ -230,6 +236,11 @@ class S3Storage(Storage):
                 return False
             raise
         return True
+
+
+def _valid_endpoint(url: str) -> bool:
+    """botocore's own test, which would otherwise fail ``boto3.client`` with a bare ValueError."""
+    return bool(is_valid_endpoint_url(url) or is_valid_ipv6_endpoint_url(url))
 
 
 def _storage_error(action: str, url: str, error: Exception) -> StorageError:

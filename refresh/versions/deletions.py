@@ -2,7 +2,8 @@
 
 Readers may still hold an old ``current_path`` after a swap, so a directory is only queued here
 and removed once its grace period has passed, by ``process_pending_deletions`` (the scheduler runs
-it every ``DELETION_INTERVAL_SECONDS``).
+it every ``DELETION_INTERVAL_SECONDS``). ``queued_deletions`` and ``plan_pending_deletions``
+show the queue, and what a run would do now, without changing anything (``flask refresh gc``).
 
 Any number of processors may run at once (two schedulers, a run still going when the next one
 starts). Each claims a batch of due rows for ``CLAIM_SECONDS`` in one short transaction (``FOR
@@ -14,6 +15,7 @@ over. However long the backlog, no more than a batch is in memory and no transac
 
 from __future__ import annotations
 
+import enum
 import logging
 import re
 import secrets
@@ -162,14 +164,7 @@ def _claim(rt: Runtime, token: str, after_id: int, run: DeletionRun) -> tuple[li
                     PendingDeletion.retry_count,
                     _stored_delete_after(dialect),
                 )
-                .where(
-                    PendingDeletion.id > after_id,
-                    or_(PendingDeletion.delete_after <= now, _unreadable(dialect)),
-                    or_(
-                        PendingDeletion.claimed_until.is_(None),
-                        PendingDeletion.claimed_until < now,
-                    ),
-                )
+                .where(PendingDeletion.id > after_id, _due(dialect, now), _unclaimed(now))
                 .order_by(PendingDeletion.id)
                 .limit(BATCH_SIZE)
                 .with_for_update(skip_locked=True)
@@ -197,6 +192,16 @@ def _claim(rt: Runtime, token: str, after_id: int, run: DeletionRun) -> tuple[li
                 _Claimed(row.id, row.path, row.retry_count, _read_timestamp(row.stored), row.stored)
                 for row in claimed
             ], after_id
+
+
+def _due(dialect: str, now: datetime) -> ColumnElement[bool]:
+    """The rows a run takes: due, or holding a ``delete_after`` that cannot be read (deferred)."""
+    return or_(PendingDeletion.delete_after <= now, _unreadable(dialect))
+
+
+def _unclaimed(now: datetime) -> ColumnElement[bool]:
+    """The rows no other run holds (a claim whose holder was killed expires)."""
+    return or_(PendingDeletion.claimed_until.is_(None), PendingDeletion.claimed_until < now)
 
 
 def _in_use(session: Session, paths: list[str]) -> tuple[set[str], set[str]]:
@@ -340,3 +345,95 @@ def _read_timestamp(stored: object) -> datetime | None:
         return datetime.strptime(stored, _SQLITE_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return None
+
+
+@dataclass(frozen=True)
+class QueuedDeletion:
+    """A row of the deletion queue, as an operator reads it."""
+
+    path: str
+    delete_after: datetime | None  # None: the stored value cannot be read
+    stored: object  # the stored ``delete_after``, to show when it cannot be read
+    retry_count: int  # failed attempts so far
+    last_error: str | None
+    claimed_until: datetime | None  # a run held the row, or holds it, until then
+    due: bool  # a run now takes it (to delete it, or to defer an unreadable one)...
+    held: bool  # ...unless another run holds it now
+
+
+def queued_deletions(rt: Runtime) -> list[QueuedDeletion]:
+    """The whole queue, in the order a run walks it; reading it changes nothing."""
+    dialect = rt.catalog.dialect
+    now = utcnow()
+    with rt.catalog.session() as session:
+        rows = session.execute(
+            select(
+                PendingDeletion.path,
+                _stored_delete_after(dialect),
+                PendingDeletion.retry_count,
+                PendingDeletion.last_error,
+                PendingDeletion.claimed_until,
+                _due(dialect, now).label("due"),
+                not_(_unclaimed(now)).label("held"),
+            ).order_by(PendingDeletion.id)
+        ).all()
+    return [
+        QueuedDeletion(
+            row.path,
+            _read_timestamp(row.stored),
+            row.stored,
+            row.retry_count,
+            row.last_error,
+            row.claimed_until,
+            bool(row.due),
+            bool(row.held),
+        )
+        for row in rows
+    ]
+
+
+class Action(enum.StrEnum):
+    """What a run does with a due row (``_claim``, ``_process``)."""
+
+    DELETE = "delete"  # delete_prefix; a failure counts an attempt (the last one gives up)
+    DEFER = "defer"  # ``delete_after`` cannot be read: deferred 24 hours, nothing deleted
+    DROP = "drop"  # a table's current version: dropped from the queue, nothing deleted
+    WAIT = "wait"  # a refresh is writing it: left for a later run
+    HELD = "held"  # another run holds it (``claimed_until``): left to that run
+
+
+@dataclass(frozen=True)
+class PlannedDeletion:
+    row: QueuedDeletion
+    action: Action
+    last_attempt: bool  # a deletion that fails now gives the row up (MAX_DELETION_RETRIES)
+
+
+def plan_pending_deletions(rt: Runtime) -> list[PlannedDeletion]:
+    """What ``process_pending_deletions`` would do now with each due row, without doing it.
+
+    The same rules decide: whether a row is due, held by another run, or its path still in use.
+    Whether a deletion would succeed only the storage can tell, so a row on its last allowed
+    attempt is marked as one that a failure would give up.
+    """
+    due = [row for row in queued_deletions(rt) if row.due]
+    limit = rt.settings.max_deletion_retries
+    plans = []
+    for start in range(0, len(due), BATCH_SIZE):
+        batch = due[start : start + BATCH_SIZE]
+        with rt.catalog.session() as session:
+            current, writing = _in_use(session, [row.path for row in batch])
+        for row in batch:
+            if row.held:
+                action = Action.HELD
+            elif row.path in current:
+                action = Action.DROP
+            elif row.path in writing:
+                action = Action.WAIT
+            elif row.delete_after is None:
+                action = Action.DEFER
+            else:
+                action = Action.DELETE
+            last = action is Action.DELETE and row.retry_count + 1 >= limit
+            plans.append(PlannedDeletion(row, action, last))
+    return plans

@@ -3,7 +3,6 @@ source or a table's ``check_sql``, and the one recorded with the current version
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from flask.testing import FlaskClient
@@ -14,6 +13,7 @@ from refresh.change_checks import recorded_fingerprints, take_fingerprints, unch
 from refresh.lookup import load_connection, load_table, open_source
 from refresh.runtime import Runtime
 from tests.support.api import refresh
+from tests.support.file_sources import make_file_source
 from tests.support.freshness import sqlite_source
 from tests.support.workers import wait_until
 
@@ -42,10 +42,7 @@ def test_a_check_sql_fingerprint_follows_its_row(
         "the file's fingerprint never settled",
     )
 
-    connection = sqlite3.connect(path)
-    with connection:
-        connection.execute("INSERT INTO a VALUES (4)")
-    connection.close()
+    make_file_source("sqlite", path, "INSERT INTO a VALUES (4)")
 
     assert take_fingerprints(rt, source, checks)["main", "a"] != first["main", "a"]
 

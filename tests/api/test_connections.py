@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from pathlib import Path
 
-import duckdb
 import pytest
 from flask.testing import FlaskClient
 
 from tests.support.api import assert_error, post_connection
+from tests.support.file_sources import FILE_SOURCE_TYPES, make_file_source
 from tests.support.markers import both_catalogs
 from tests.support.services import Database, MariaDBServer, PostgresServer
 
@@ -71,17 +70,9 @@ def test_register_mariadb(
 
 
 def test_register_sqlite_and_duckdb_files(client: FlaskClient, tmp_path: Path) -> None:
-    sqlite_path = tmp_path / "local.sqlite"
-    with sqlite3.connect(sqlite_path) as conn:
-        for statement in THREE_TABLES:
-            conn.execute(statement)
-    duck_path = tmp_path / "local.duckdb"
-    with duckdb.connect(str(duck_path)) as conn:
-        for statement in THREE_TABLES:
-            conn.execute(statement)
-
-    for name, source_type, path in (("lite", "sqlite", sqlite_path), ("duck", "duckdb", duck_path)):
-        response = post_connection(client, name, source_type, {"path": str(path)})
+    for source_type in FILE_SOURCE_TYPES:
+        path = make_file_source(source_type, tmp_path / f"local.{source_type}", *THREE_TABLES)
+        response = post_connection(client, source_type, source_type, {"path": str(path)})
         assert response.status_code == 201, response.get_json()
         assert response.get_json()["tables_discovered"] == 3
 

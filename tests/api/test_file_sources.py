@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
-import duckdb
 import pytest
 from flask.testing import FlaskClient
 
 from tests.support.api import assert_error, post_connection, refresh, register
+from tests.support.file_sources import make_file_source
 
 
 @pytest.fixture
@@ -25,11 +24,7 @@ def environ(environ: dict[str, str], sources: Path) -> dict[str, str]:
 
 
 def make_file(source_type: str, path: Path) -> None:
-    connect = sqlite3.connect if source_type == "sqlite" else duckdb.connect
-    connection = connect(str(path))
-    connection.execute("CREATE TABLE t (id integer)")
-    connection.commit()
-    connection.close()
+    make_file_source(source_type, path, "CREATE TABLE t (id integer)")
 
 
 def refused(client: FlaskClient, source_type: str, config: dict[str, str]) -> str:
@@ -128,9 +123,12 @@ def test_a_duckdb_file_reaches_no_file_beyond_itself(
 ) -> None:
     secret = tmp_path / "secret.csv"
     secret.write_text("word\nswordfish\n")
-    with duckdb.connect(str(sources / "views.duckdb")) as conn:
-        conn.execute(f"CREATE VIEW leak AS SELECT * FROM read_csv('{secret}')")
-        conn.execute("CREATE TABLE t AS SELECT 1 AS id")
+    make_file_source(
+        "duckdb",
+        sources / "views.duckdb",
+        f"CREATE VIEW leak AS SELECT * FROM read_csv('{secret}')",
+        "CREATE TABLE t AS SELECT 1 AS id",
+    )
     register(client, "duck", "duckdb", {"path": "views.duckdb"})
 
     body = {"connection_id": "duck", "schema_name": "main", "data": True}

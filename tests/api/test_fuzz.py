@@ -12,7 +12,6 @@ is looked up in DNS.
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +25,7 @@ from werkzeug.test import TestResponse
 from refresh.api.error_responses import CODES
 from refresh.sources import SOURCE_TYPES
 from tests.support.api import register
+from tests.support.file_sources import make_file_source
 from tests.support.markers import both_catalogs
 
 pytestmark = both_catalogs
@@ -179,9 +179,12 @@ def environ(environ: dict[str, str]) -> dict[str, str]:
 @pytest.fixture
 def lite(client: FlaskClient, tmp_path: Path) -> None:
     """A SQLite connection with one table, so that fuzzed refreshes can also succeed."""
-    with sqlite3.connect(tmp_path / "lite.db") as conn:
-        conn.execute("CREATE TABLE t (id INTEGER, body TEXT)")
-        conn.execute("INSERT INTO t VALUES (1, 'x')")
+    make_file_source(
+        "sqlite",
+        tmp_path / "lite.db",
+        "CREATE TABLE t (id INTEGER, body TEXT)",
+        "INSERT INTO t VALUES (1, 'x')",
+    )
     register(client, "lite", "sqlite", {"path": str(tmp_path / "lite.db")})
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from config import load_settings
 from refresh.api.context import JOBS
 from refresh.api.error_responses import CODES
 from tests.support.api import assert_error, register
+from tests.support.file_sources import make_file_source
 from tests.support.markers import both_catalogs
 
 
@@ -99,8 +99,7 @@ SHOP_TABLE = {"connection_id": "shop", "schema_name": "main", "data": True}
 @pytest.fixture
 def shop(client: FlaskClient, tmp_path: Path) -> None:
     """Connection ``shop`` with table ``main.t``: the names around the NUL all exist."""
-    with sqlite3.connect(tmp_path / "shop.db") as conn:
-        conn.execute("CREATE TABLE t (id INTEGER)")
+    make_file_source("sqlite", tmp_path / "shop.db", "CREATE TABLE t (id INTEGER)")
     register(client, "shop", "sqlite", {"path": str(tmp_path / "shop.db")})
 
 

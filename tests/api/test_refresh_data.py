@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -16,6 +14,7 @@ from refresh.catalog import PendingDeletion, Table
 from refresh.runtime import Runtime
 from tests.support.api import assert_error, refresh, register, table_info
 from tests.support.backends import Backend
+from tests.support.file_sources import FILE_SOURCE_TYPES, make_file_source
 from tests.support.markers import both_catalogs, both_storages
 from tests.support.services import Database, MariaDBServer, PostgresServer
 
@@ -131,24 +130,20 @@ def test_mariadb_table_is_copied_exactly(
 def test_sqlite_and_duckdb_tables_are_copied(
     client: FlaskClient, cache: Backend, tmp_path: Path
 ) -> None:
-    lite = tmp_path / "src.sqlite"
-    with sqlite3.connect(lite) as conn:
-        conn.execute("CREATE TABLE t (id INTEGER, price DECIMAL(8,2), body TEXT, day DATE)")
-        conn.executemany(
-            "INSERT INTO t VALUES (?, ?, ?, ?)",
-            [(1, 12.34, TEXTS[1], "2024-02-29"), (2, None, None, None)],
+    for source_type in FILE_SOURCE_TYPES:
+        path = make_file_source(
+            source_type,
+            tmp_path / f"src.{source_type}",
+            "CREATE TABLE t (id INTEGER, price DECIMAL(8,2), body TEXT, day DATE)",
+            rows=(
+                "INSERT INTO t VALUES (?, ?, ?, ?)",
+                [(1, 12.34, TEXTS[1], "2024-02-29"), (2, None, None, None)],
+            ),
         )
-    duck = tmp_path / "src.duckdb"
-    with duckdb.connect(str(duck)) as conn:
-        conn.execute("CREATE TABLE t (id INTEGER, price DECIMAL(8,2), body TEXT, day DATE)")
-        conn.execute(
-            "INSERT INTO t VALUES (1, 12.34, ?, DATE '2024-02-29'), (2, NULL, NULL, NULL)",
-            [TEXTS[1]],
-        )
-    for name, source_type, path in (("lite", "sqlite", lite), ("duck", "duckdb", duck)):
-        register(client, name, source_type, {"path": str(path)})
-        assert refresh(client, name, "main", "t")["rows_synced"] == 2
-        rows = cache.read(table_info(client, name, "main", "t")["current_path"]).to_pylist()
+        register(client, source_type, source_type, {"path": str(path)})
+        assert refresh(client, source_type, "main", "t")["rows_synced"] == 2
+        current = table_info(client, source_type, "main", "t")["current_path"]
+        rows = cache.read(current).to_pylist()
         assert sorted(rows, key=lambda r: r["id"]) == [
             {"id": 1, "price": Decimal("12.34"), "body": TEXTS[1], "day": dt.date(2024, 2, 29)},
             {"id": 2, "price": None, "body": None, "day": None},
@@ -160,11 +155,12 @@ def test_tables_with_names_longer_than_a_file_name_refresh(
     client: FlaskClient, cache: Backend, tmp_path: Path
 ) -> None:
     names = ["x" * 300, "é" * 100]  # 300 and 600 bytes once percent-encoded
-    lite = tmp_path / "long.sqlite"
-    with sqlite3.connect(lite) as conn:
-        for number, name in enumerate(names):
-            conn.execute(f'CREATE TABLE "{name}" (id INTEGER)')
-            conn.execute(f'INSERT INTO "{name}" VALUES ({number})')
+    lite = make_file_source(
+        "sqlite",
+        tmp_path / "long.sqlite",
+        *(f'CREATE TABLE "{name}" (id INTEGER)' for name in names),
+        *(f'INSERT INTO "{name}" VALUES ({number})' for number, name in enumerate(names)),
+    )
     register(client, "lite", "sqlite", {"path": str(lite)})
 
     for number, name in enumerate(names):

@@ -1,4 +1,5 @@
-"""The orphan sweep (SPEC 8; guarantee 2 of SPEC 9) on both storages and catalogs."""
+"""The orphan sweep (README, "Deferred deletion"; guarantee 2 of docs/api.md) on both storages and
+catalogs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``process_pending_deletions`` (SPEC 8, guarantee 3 of SPEC 9) on both storages and catalogs."""
+"""``process_pending_deletions`` (README, "Deferred deletion"; guarantee 3 of docs/api.md) on both
+storages and catalogs."""
 
 from __future__ import annotations
 

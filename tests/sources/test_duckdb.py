@@ -7,23 +7,19 @@ from datetime import time as clock
 from decimal import Decimal
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pytest
 
 from refresh.sources import build_source
 from refresh.sources.base import Source, SourceError
+from tests.support.file_sources import make_file_source
 from tests.support.sources import by_key, read_rows, types_of
 
 TEXT = "line1\nline2, \"double\" 'single' café 日本"
 
 
-def make_db(path: Path, *statements: str, params: list | None = None) -> Path:
-    with duckdb.connect(str(path)) as conn:
-        for statement in statements[:-1]:
-            conn.execute(statement)
-        conn.execute(statements[-1], params)
-    return path
+def make_db(path: Path, *statements: str, rows: tuple[str, list[tuple]] | None = None) -> Path:
+    return make_file_source("duckdb", path, *statements, rows=rows)
 
 
 def source(path: Path) -> Source:
@@ -89,14 +85,16 @@ def test_every_type_maps_exactly_and_reads_back_equal(tmp_path: Path) -> None:
             raw BLOB, u UUID, j JSON, e mood, iv INTERVAL, lst INTEGER[], st STRUCT(a INTEGER),
             ttz TIMETZ)""",
         "INSERT INTO everything (i1) VALUES (NULL)",
-        """INSERT INTO everything VALUES (
+        rows=(
+            """INSERT INTO everything VALUES (
             -128, -32768, -2147483648, -9223372036854775808, 255, 18446744073709551615,
             99999999999999999999999999999999999999, 12345678901.23, 1.5, 0.1, true,
             '2024-02-29', '23:59:59.999999', '2024-02-29 23:59:59.999999',
             '2024-02-29 12:00:01', '2024-02-29 12:00:00.123456789', '2024-06-01 09:00:00', ?,
             '\\x00\\xFF'::BLOB, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": 1}', 'happy',
             INTERVAL 1 DAY, [1, 2], {'a': 1}, '12:00:00+02')""",
-        params=[TEXT],
+            [(TEXT,)],
+        ),
     )
     src = source(path)
     [table] = src.discover()

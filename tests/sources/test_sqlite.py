@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from datetime import date, datetime
 from datetime import time as clock
@@ -14,19 +13,14 @@ import pytest
 
 from refresh.sources import build_source
 from refresh.sources.base import Source, SourceError
+from tests.support.file_sources import make_file_source
 from tests.support.sources import by_key, read_rows, types_of
 
 TEXT = "line1\nline2, \"double\" 'single' café 日本"
 
 
 def make_db(path: Path, *statements: str, rows: tuple[str, list[tuple]] | None = None) -> Path:
-    with sqlite3.connect(path) as conn:
-        for statement in statements:
-            conn.execute(statement)
-        if rows:
-            conn.executemany(*rows)
-    conn.close()
-    return path
+    return make_file_source("sqlite", path, *statements, rows=rows)
 
 
 def source(path: Path) -> Source:

@@ -1,4 +1,4 @@
-"""The behaviour both storages share (SPEC 5; guarantees 1, 2 and 5 of SPEC 9)."""
+"""The behaviour both storages share (guarantees 1, 2 and 5 of docs/api.md)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from config import ConfigError
 from refresh.storage import (
     DATA_FILE,
     MAX_SEGMENT_BYTES,
@@ -321,5 +322,5 @@ def test_longer_names_keep_a_readable_prefix_and_a_hash_of_the_whole_name() -> N
 
 
 def test_open_storage_refuses_other_schemes() -> None:
-    with pytest.raises(ValueError, match="file:///dir or s3://bucket/prefix"):
+    with pytest.raises(ConfigError, match=r"^CACHE_URL must be file:///dir or s3://bucket/prefix"):
         open_storage("ftp://example/cache", None)

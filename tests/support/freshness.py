@@ -3,7 +3,6 @@ where the refresh flow does not write them yet."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from sqlalchemy import update
 from refresh.catalog import Table
 from refresh.runtime import Runtime
 from tests.support.api import register
+from tests.support.file_sources import make_file_source
 
 
 def sqlite_source(
@@ -20,12 +20,13 @@ def sqlite_source(
 ) -> str:
     """A SQLite file (inside FILE_SOURCES_DIR) holding ``tables`` of three rows each, registered
     as connection ``name``."""
-    connection = sqlite3.connect(path)
-    with connection:
-        for table in tables:
-            connection.execute(f'CREATE TABLE "{table}" (id INTEGER)')
-            connection.executemany(f'INSERT INTO "{table}" VALUES (?)', [(1,), (2,), (3,)])
-    connection.close()
+    for table in tables:
+        make_file_source(
+            "sqlite",
+            path,
+            f'CREATE TABLE "{table}" (id INTEGER)',
+            rows=(f'INSERT INTO "{table}" VALUES (?)', [(1,), (2,), (3,)]),
+        )
     register(client, name, "sqlite", {"path": str(path)})
     return name
 

@@ -7,15 +7,14 @@ SQLite or DuckDB file) and builds the source reading them; tests written against
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from refresh.sources import Source, build_source
+from tests.support.file_sources import make_file_source
 from tests.support.services import Database, MariaDBServer, PostgresServer
 
 CONNECT_TIMEOUT = 5
@@ -121,9 +120,11 @@ class PostgresKind(SourceKind):
         self.execute(f"CREATE VIEW {self.quote(view)} AS SELECT 1 AS x FROM pg_sleep(36000)")
 
 
-class SQLiteKind(SourceKind):
+class FileKind(SourceKind):
+    """A source reading a database file (``source_type`` names its engine)."""
+
     schema = "main"
-    truncate = "DELETE FROM {}"
+    source_type: str
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -132,19 +133,18 @@ class SQLiteKind(SourceKind):
         return '"' + name.replace('"', '""') + '"'
 
     def execute(self, *statements: str, rows: tuple[str, list[tuple]] | None = None) -> None:
-        conn = sqlite3.connect(self.path)
-        with conn:
-            for statement in statements:
-                conn.execute(statement)
-            if rows:
-                conn.executemany(*rows)
-        conn.close()
+        make_file_source(self.source_type, self.path, *statements, rows=rows)
 
     def source(self) -> Source:
-        return build_source("sqlite", {"path": str(self.path)}, None, CONNECT_TIMEOUT)
+        return build_source(*self.registration(), None, CONNECT_TIMEOUT)
 
     def registration(self) -> tuple[str, dict[str, object]]:
-        return "sqlite", {"path": str(self.path)}
+        return self.source_type, {"path": str(self.path)}
+
+
+class SQLiteKind(FileKind):
+    source_type = "sqlite"
+    truncate = "DELETE FROM {}"
 
     def integers(self, table: str, count: int) -> None:
         self.execute(
@@ -171,27 +171,8 @@ class SQLAlchemySQLiteKind(SQLiteKind):
         return "sqlalchemy", {"url": f"sqlite:///{self.path}"}
 
 
-class DuckDBKind(SourceKind):
-    schema = "main"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def quote(self, name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
-
-    def execute(self, *statements: str, rows: tuple[str, list[tuple]] | None = None) -> None:
-        with duckdb.connect(str(self.path)) as conn:
-            for statement in statements:
-                conn.execute(statement)
-            if rows:
-                conn.executemany(*rows)
-
-    def source(self) -> Source:
-        return build_source("duckdb", {"path": str(self.path)}, None, CONNECT_TIMEOUT)
-
-    def registration(self) -> tuple[str, dict[str, object]]:
-        return "duckdb", {"path": str(self.path)}
+class DuckDBKind(FileKind):
+    source_type = "duckdb"
 
     def integers(self, table: str, count: int) -> None:
         self.execute(

@@ -95,6 +95,7 @@ def test_rediss_url_is_accepted_and_tls_url_wins() -> None:
         ("DATABASE_URL", "mongodb://h/db"),
         ("CACHE_URL", "ftp://h/x"),
         ("CACHE_URL", "s3://"),
+        ("CACHE_URL", "file:///srv/cache?x=1"),
         ("REDIS_URL", "http://h"),
         ("S3_ENDPOINT_URL", "127.0.0.1:8333"),
         ("FILE_SOURCES_DIR", "/etc/passwd"),
@@ -122,10 +123,51 @@ def test_bad_value_stops_start_up_with_one_line(tmp_path: Path) -> None:
     ]
 
 
-def test_create_app_exits_with_the_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("environ", "line"),
+    [
+        (
+            {"CACHE_URL": f"s3://bucket/{'p' * 215}"},
+            "configuration error: CACHE_URL: the prefix of an s3:// cache URL is at most 214 "
+            "bytes, so that every key fits in S3's 1024; got 215",
+        ),
+        (
+            {"CACHE_URL": "s3://bucket/cache", "S3_ENDPOINT_URL": "http://a b"},
+            "configuration error: S3_ENDPOINT_URL is not a valid endpoint URL: 'http://a b'",
+        ),
+    ],
+)
+@pytest.mark.parametrize("process", [["-m", "config"], ["-m", "workers.scheduler"]])
+def test_a_storage_no_setting_can_open_stops_start_up_with_one_line(
+    environ: dict[str, str], line: str, process: list[str], tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, *process],
+        cwd=ROOT,
+        env={
+            **environ,
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+            "SECRET_KEY": "k",
+            "DATABASE_URL": f"sqlite:///{tmp_path}/catalog.db",
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [line]
+
+
+@pytest.mark.parametrize("cache_url", ["ftp://nowhere", f"s3://bucket/{'p' * 215}"])
+def test_create_app_exits_with_the_configuration_error(
+    cache_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from app import create_app
 
-    monkeypatch.setenv("CACHE_URL", "ftp://nowhere")
+    monkeypatch.chdir(tmp_path)  # the embedded defaults live under ./var
+    monkeypatch.setenv("CACHE_URL", cache_url)
     monkeypatch.setenv("SECRET_KEY", "k")
     with pytest.raises(SystemExit, match="configuration error: CACHE_URL"):
         create_app()
