@@ -13,7 +13,7 @@ import pytest
 from refresh.sources import build_source
 from refresh.sources.base import Source, SourceError
 from tests.support.file_sources import make_file_source
-from tests.support.sources import by_key, read_rows, types_of
+from tests.support.sources import by_key, read_batches, read_rows, types_of
 
 TEXT = "line1\nline2, \"double\" 'single' café 日本"
 
@@ -100,9 +100,12 @@ def test_every_type_maps_exactly_and_reads_back_equal(tmp_path: Path) -> None:
     [table] = src.discover()
     assert types_of(table) == EXPECTED_TYPES
 
-    rows = read_rows(src, table)
+    data = pa.Table.from_batches(read_batches(src, table), schema=table.arrow_schema())
+    # Python's datetime stops at microseconds: the nanoseconds are compared as integers.
+    assert data["ts_ns"].cast(pa.int64()).to_pylist() == [None, 1709208000123456789]
+    rows = data.drop_columns(["ts_ns"]).to_pylist()
 
-    assert rows[0] == dict.fromkeys(EXPECTED_TYPES)
+    assert rows[0] == dict.fromkeys(set(EXPECTED_TYPES) - {"ts_ns"})
     assert rows[1] == {
         "i1": -128,
         "i2": -32768,
@@ -119,7 +122,6 @@ def test_every_type_maps_exactly_and_reads_back_equal(tmp_path: Path) -> None:
         "t": clock(23, 59, 59, 999999),
         "ts": datetime(2024, 2, 29, 23, 59, 59, 999999),
         "ts_s": datetime(2024, 2, 29, 12, 0, 1),
-        "ts_ns": pa.scalar(1709208000123456789, pa.timestamp("ns")).as_py(),
         "tstz": datetime(2024, 6, 1, 0, 0, tzinfo=UTC),
         "txt": TEXT,
         "raw": b"\x00\xff",
