@@ -383,7 +383,7 @@ def child_service(database: str, table: str, out: str) -> None:
     report = {
         "seconds": response.get_json()["duration_ms"] / 1000,
         "cpu_seconds": cpu_seconds,
-        "parquet": f"{file_url_path(path)}/data.parquet",
+        "parquet": f"{file_url_path(path)}/*.parquet",
     }
     print(json.dumps(report))
 

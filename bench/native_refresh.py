@@ -367,7 +367,7 @@ def refresh(source: dict, schema: str, table: str) -> None:
                 "peak_mb": after["peak_mb"],
                 "child_mb": memory.child_mb,
                 "total_mb": memory.total_mb,
-                "parquet": f"{file_url_path(path)}/data.parquet",
+                "parquet": f"{file_url_path(path)}/*.parquet",
             }
         )
     )

@@ -3,7 +3,9 @@
 Readers resolve ``tables.current_path`` and read that directory; nothing is ever written into a
 directory a reader can resolve. Each table goes through the same steps, whose catalog side lives
 in ``refresh.versions``: claim the table (single flight), describe it as the source has it now,
-stream it into Parquet, store the directory, publish it by compare-and-set (or record why not).
+stream it into Parquet (all of it, or what is new since the current version:
+``refresh.version_build``), store the directory, publish it by compare-and-set (or record why
+not).
 
 Two ways through those steps:
 
@@ -25,6 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
@@ -39,7 +42,6 @@ from refresh.common.errors import (
     ServiceUnavailable,
     public_message,
 )
-from refresh.common.parquet import write_parquet
 from refresh.lookup import (
     GONE_AT_SOURCE,
     REMOVED_AT_SOURCE,
@@ -53,8 +55,10 @@ from refresh.lookup import (
 from refresh.prefetch import call_within, read_ahead
 from refresh.runtime import Runtime
 from refresh.schema_refresh import record_discovery
-from refresh.sources import DiscoveredTable, Source, SourceError
+from refresh.sources import DiscoveredTable, Since, Source, SourceError
 from refresh.storage import CacheWriteHandle
+from refresh.table_settings import settings_of
+from refresh.version_build import build_version, plan_version
 from refresh.versions.claims import (
     GONE,
     WAIT_POLL_SECONDS,
@@ -111,6 +115,8 @@ class TableRefreshResult:
     unchanged: bool = False
     # The new version was held, not published (``hold_below_ratio``); ``warnings`` say why.
     held: bool = False
+    # How the version was made (full, append, merge); None when this refresh made none.
+    refresh_mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,8 @@ class ChangeRules:
     if_changed: bool = False
     # Publish whatever is read: no hold on a version with far fewer rows.
     force: bool = False
+    # Read the whole table, whatever its refresh mode.
+    full: bool = False
 
 
 @dataclass(frozen=True)
@@ -175,7 +183,10 @@ def refresh_table(
         open_source = source_opener(rt, connection)
 
     def result(
-        rows: int, published: Published = NOTHING_TO_PUBLISH, **flags: bool
+        rows: int,
+        published: Published = NOTHING_TO_PUBLISH,
+        mode: str | None = None,
+        **flags: bool,
     ) -> TableRefreshResult:
         duration_ms = int((time.monotonic() - started) * 1000)
         return TableRefreshResult(
@@ -186,12 +197,15 @@ def refresh_table(
             duration_ms,
             list(published.warnings),
             held=published.held,
+            refresh_mode=mode,
             **flags,
         )
 
     name = f"{schema_name}.{table_name} (connection {connection_id})"
     with open_source() as source:
         fingerprint = None
+        # The version written, for the answer (None: this refresh wrote none).
+        written: Written | None = None
         if rules.if_changed:
             check = {key: settings.check_sql if settings else None}
             fingerprint = take_fingerprints(rt, source, check)[key]
@@ -206,7 +220,7 @@ def refresh_table(
                     raise Conflict(GONE)
                 other = wait_for(rt, held.version_id, rt.settings.refresh_wait_seconds, name)
                 if other is not None and _published(other):
-                    return result(other.rows or 0)
+                    return result(other.rows or 0, mode=other.mode)
                 continue
             with Heartbeat(rt, rt.settings.source_stall_timeout_seconds) as heartbeat:
                 heartbeat.add([held])
@@ -224,9 +238,17 @@ def refresh_table(
                     held,
                     handle,
                     heartbeat,
-                    _hold_below(rules, settings),
+                    _How(rules, settings),
                 )
-            return result(written.rows, published)
+            return result(written.rows_read, published, written.mode)
+
+
+@dataclass(frozen=True)
+class _How:
+    """How one table is refreshed: the request's rules, the table's own settings."""
+
+    rules: ChangeRules
+    settings: TableSettings | None
 
 
 def _refresh_claimed(
@@ -236,14 +258,15 @@ def _refresh_claimed(
     held: Claim,
     handle: CacheWriteHandle,
     heartbeat: Heartbeat,
-    hold_below: float | None,
+    how: _How,
     failure: Callable[[BaseException], BaseException] = lambda error: error,
 ) -> tuple[Written, Published]:
-    """Write the claimed table's version and publish it (or hold it, ``hold_below``); on any
-    failure, fail the claim (with ``failure(error)`` as the reason) and raise."""
+    """Write the claimed table's version and publish it (or hold it, by the table's
+    ``hold_below_ratio``); on any failure, fail the claim (with ``failure(error)`` as the
+    reason) and raise."""
     try:
-        written = _write_version(rt, source, table, held, handle, heartbeat)
-        return written, publish(rt, written, hold_below)
+        written = _write_version(rt, source, table, held, handle, heartbeat, how)
+        return written, publish(rt, written, _hold_below(how.rules, how.settings))
     except BaseException as error:
         fail(rt, held, handle, failure(error))
         raise
@@ -521,9 +544,9 @@ class _Batch:
             source = self.open_source()
         self.reading.add(source)
         try:
-            hold_below = _hold_below(self.rules, self.settings.get(row.id))
+            how = _How(self.rules, self.settings.get(row.id))
             written, published = _refresh_claimed(
-                rt, source, table, held, handle, self.heartbeat, hold_below, self._reason
+                rt, source, table, held, handle, self.heartbeat, how, self._reason
             )
         except Exception as error:
             source.close()  # the connection may be in any state: the next table opens another
@@ -537,7 +560,7 @@ class _Batch:
             self.reading.discard(source)
             self.heartbeat.remove([held])
         self.idle.put(source)
-        rows = 0 if published.held else written.rows
+        rows = 0 if published.held else written.rows_read
         return TableOutcome(*table.key, rows, None, published.warnings, held=published.held)
 
     def _thread_runtime(self) -> Runtime:
@@ -595,8 +618,10 @@ def _write_version(
     held: Claim,
     handle: CacheWriteHandle,
     heartbeat: Heartbeat,
+    how: _How,
 ) -> Written:
-    """Stream the source into the version's Parquet file, then store the version's directory.
+    """Stream the source into the version's Parquet files (the whole table, or what is new since
+    the current version), then store the version's directory.
 
     The source is read in its own thread; a source that sends nothing for
     ``SOURCE_STALL_TIMEOUT_SECONDS`` fails the refresh, its query interrupted rather than waited
@@ -604,18 +629,34 @@ def _write_version(
     """
     stall_seconds = rt.settings.source_stall_timeout_seconds
 
+    @contextmanager
+    def read(since: Since | None) -> Iterator[Iterator[pa.RecordBatch]]:
+        with read_ahead(
+            lambda: source.read(table, since), READ_AHEAD, stall_seconds, source.interrupt
+        ) as batches:
+            yield counted(batches)
+
     def counted(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             heartbeat.progress()
             yield batch
 
-    with read_ahead(
-        lambda: source.read(table), READ_AHEAD, stall_seconds, source.interrupt
-    ) as batches:
-        written = write_parquet(counted(batches), handle.local_path, table.arrow_schema())
+    settings = settings_of(how.settings)
+    plan = plan_version(rt, held.table_id, table, settings, how.rules.full)
+    built = build_version(rt, table, plan, handle, read)
     heartbeat.progress()
-    url = rt.storage.finalize_cache_write(handle, on_progress=heartbeat.progress)
-    return Written(held, *table.key, url, written.rows, written.bytes)
+    manifest = built.manifest
+    url = rt.storage.finalize_cache_write(handle, manifest, on_progress=heartbeat.progress)
+    return Written(
+        held,
+        *table.key,
+        url,
+        manifest.rows,
+        manifest.bytes,
+        built.rows_read,
+        manifest.mode,
+        manifest.watermark,
+    )
 
 
 def _published(row: TableVersion) -> bool:

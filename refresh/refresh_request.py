@@ -44,8 +44,14 @@ class RefreshRequest:
     if_changed: bool = False
     # Modes 3 and 4: no change check, and publish even a version the hold would keep back.
     force: bool = False
+    # Modes 3 and 4: a full refresh, whatever the tables' refresh modes.
+    full: bool = False
     # None: the mode's default (modes 1-3 answer in the request, mode 4 runs as a job).
     run_async: bool | None = None
+
+    @property
+    def rules(self) -> ChangeRules:
+        return ChangeRules(if_changed=self.if_changed, force=self.force, full=self.full)
 
 
 def resolve_mode(rt: Runtime, request: RefreshRequest) -> Mode:
@@ -79,7 +85,7 @@ def resolve_mode(rt: Runtime, request: RefreshRequest) -> Mode:
             "include_uncached applies only to a connection-wide data refresh "
             "(connection_id and data: true, without schema_name)"
         )
-    for flag in ("if_changed", "force"):
+    for flag in ("if_changed", "force", "full"):
         if getattr(request, flag) and mode not in (Mode.TABLE_DATA, Mode.CONNECTION_DATA):
             raise InvalidRequest(f"{flag} applies only to a data refresh (data: true)")
     if request.if_changed and request.force:
@@ -134,7 +140,7 @@ def _table_data(rt: Runtime, request: RefreshRequest, job_id: str | None) -> Ref
         request.schema_name,
         request.table_name,
         job_id=job_id,
-        rules=ChangeRules(if_changed=request.if_changed, force=request.force),
+        rules=request.rules,
     )
 
 

@@ -14,14 +14,14 @@ from refresh.versions.outcomes import uncache
 
 
 def list_tables(rt: Runtime, connection_id: str, stale: bool | None = None) -> list[Table]:
-    """The connection's tables with their settings loaded; only those whose ``is_stale`` is
-    ``stale`` when it is given."""
+    """The connection's tables with their settings and current versions loaded; only those whose
+    ``is_stale`` is ``stale`` when it is given."""
     with rt.catalog.session() as session:
         load_connection(session, connection_id)
         rows = list(
             session.scalars(
                 select(Table)
-                .options(selectinload(Table.settings))
+                .options(selectinload(Table.settings), selectinload(Table.current))
                 .where(Table.connection_id == connection_id)
                 .order_by(Table.schema_name, Table.table_name)
             )
@@ -33,11 +33,14 @@ def list_tables(rt: Runtime, connection_id: str, stale: bool | None = None) -> l
 
 
 def get_table(rt: Runtime, connection_id: str, schema_name: str, table_name: str) -> Table:
-    """The table with its refresh history (``Table.versions``) and settings loaded."""
+    """The table with its refresh history (``Table.versions``), settings and current version
+    loaded."""
     with rt.catalog.session() as session:
         load_connection(session, connection_id)
         table = load_table(session, connection_id, schema_name, table_name, with_versions=True)
         set_committed_value(table, "settings", session.get(TableSettings, table.id))
+        current = next((v for v in table.versions if v.version == table.current_version), None)
+        set_committed_value(table, "current", current)
         return table
 
 

@@ -112,12 +112,13 @@ def refresh_table(
     table_name: str,
     if_changed: bool = False,
     force: bool = False,
+    full: bool = False,
 ) -> dict[str, Any]:
     """Mode 3 as a job."""
     job = _this_job()
     rt = current()
     ttl = rt.settings.job_result_ttl_seconds
-    rules = ChangeRules(if_changed=if_changed, force=force)
+    rules = ChangeRules(if_changed=if_changed, force=force, full=full)
     with _reporting(job):
         try:
             result = data_refresh.refresh_table(
@@ -141,7 +142,11 @@ def refresh_table(
 
 
 def refresh_connection(
-    connection_id: str, include_uncached: bool, if_changed: bool = False, force: bool = False
+    connection_id: str,
+    include_uncached: bool,
+    if_changed: bool = False,
+    force: bool = False,
+    full: bool = False,
 ) -> dict[str, Any] | None:
     """Mode 4: enqueue the batches of the connection's tables and their finisher; returns at once.
 
@@ -155,7 +160,8 @@ def refresh_connection(
         if not tables:
             return asdict(summarize(connection_id, [], duration_ms=0))
         batches = plan_batches(tables, batch_slots(rt.settings))
-        _fan_out(rt, job, connection_id, batches, ChangeRules(if_changed=if_changed, force=force))
+        rules = ChangeRules(if_changed=if_changed, force=force, full=full)
+        _fan_out(rt, job, connection_id, batches, rules)
     return None
 
 
@@ -165,6 +171,7 @@ def refresh_batch(
     tables: list[list[str]],
     if_changed: bool = False,
     force: bool = False,
+    full: bool = False,
 ) -> dict[str, int] | Retry:
     """One batch of a connection-wide refresh: its tables not recorded yet, on a few threads.
 
@@ -193,7 +200,7 @@ def refresh_batch(
             threads=batch_threads(rt.settings),
             stopping=shutdown_requested.is_set,
             last_try=returns + 1 >= BATCH_RETURNS,
-            rules=ChangeRules(if_changed=if_changed, force=force),
+            rules=ChangeRules(if_changed=if_changed, force=force, full=full),
         )
     if still or shutdown_requested.is_set():
         job.meta["joining"] = [asdict(j) for j in still]
@@ -249,6 +256,7 @@ def _fan_out(
                     "tables": tables,
                     "if_changed": rules.if_changed,
                     "force": rules.force,
+                    "full": rules.full,
                 },
                 meta={"tables": tables},
                 rate_limit=limit,

@@ -40,6 +40,7 @@ def post_refresh() -> Response | tuple[Response, int, dict[str, str]]:
         include_uncached=fields["include_uncached"],
         if_changed=fields["if_changed"],
         force=fields["force"],
+        full=fields["full"],
         run_async=fields.get("async_"),
     )
     rt = runtime()

@@ -15,7 +15,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from refresh.catalog.models import VERSION_STATUSES, utcnow
+from refresh.catalog.models import REFRESH_MODES, VERSION_STATUSES, utcnow
 from refresh.connections import DiscoveryStatus
 from refresh.jobs import JobStatus
 from refresh.refresh_request import Mode
@@ -170,6 +170,12 @@ class TableSchema(Schema):
         allow_none=True,
         metadata={"description": "null unless the table's max_staleness_seconds is set"},
     )
+    watermark = fields.Function(
+        lambda t: t.current.watermark if t.current is not None else None,
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "the current version's highest cursor value (append, merge)"},
+    )
     columns = fields.List(fields.Nested(ColumnSchema), attribute="arrow_schema.columns")
 
 
@@ -188,6 +194,17 @@ class VersionSchema(Schema):
     error = fields.String(allow_none=True)
     job_id = fields.String(allow_none=True)
     deleted_at = fields.DateTime(allow_none=True)
+    mode = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "how the version was made (null: before incremental refresh, full)",
+            "enum": list(REFRESH_MODES),
+        },
+    )
+    watermark = fields.String(
+        allow_none=True,
+        metadata={"description": "the highest cursor value the version holds"},
+    )
 
 
 class TableDetailSchema(TableSchema):
@@ -211,6 +228,33 @@ class TableSettingsSchema(Schema):
     )
     max_staleness_seconds = fields.Integer(
         strict=True, allow_none=True, validate=validate.Range(min=1)
+    )
+    refresh_mode = fields.String(
+        validate=validate.OneOf(REFRESH_MODES),
+        metadata={"description": "full (default), append or merge", "enum": list(REFRESH_MODES)},
+    )
+    cursor_column = fields.String(
+        allow_none=True,
+        metadata={"description": "append and merge: an integer, date or timestamp column"},
+    )
+    primary_key = fields.List(
+        fields.String(),
+        allow_none=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "merge: the columns that identify a row"},
+    )
+    cursor_overlap = StrictFloat(
+        validate=validate.Range(min=0),
+        metadata={
+            "description": "how far below the watermark to read again, in the cursor's units "
+            "(seconds for dates and timestamps); default 0"
+        },
+    )
+    full_refresh_every_seconds = fields.Integer(
+        strict=True,
+        allow_none=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "a refresh this long after the last full one is full"},
     )
 
 
@@ -270,6 +314,10 @@ class RefreshRequestSchema(Schema):
         load_default=False,
         metadata={"description": "modes 3 and 4: no change check, and publish even a held version"},
     )
+    full = StrictBoolean(
+        load_default=False,
+        metadata={"description": "modes 3 and 4: a full refresh, whatever the refresh_mode"},
+    )
     async_ = StrictBoolean(data_key="async")
 
 
@@ -298,12 +346,19 @@ class WarningSchema(_OmitEmpty):
 
 
 class TableRefreshResponseSchema(_OmitEmpty):
-    omit_when_empty = ("warnings", "unchanged", "held")
+    omit_when_empty = ("warnings", "unchanged", "held", "refresh_mode")
 
     connection_id = fields.String()
     schema_name = fields.String()
     table_name = fields.String()
-    rows_synced = fields.Integer()
+    refresh_mode = fields.String(
+        metadata={
+            "description": "how the version was made (full, append, merge); not sent when this "
+            "refresh made none (unchanged)",
+            "enum": list(REFRESH_MODES),
+        }
+    )
+    rows_synced = fields.Integer(metadata={"description": "rows read from the source"})
     duration_ms = fields.Integer()
     warnings = fields.List(fields.Nested(WarningSchema))
     unchanged = fields.Boolean(

@@ -53,6 +53,17 @@ ONE_WRITER = text(f"status = '{VersionStatus.WRITING}'")
 DEFAULT_HOLD_BELOW_RATIO = 0.1
 
 
+class RefreshMode(enum.StrEnum):
+    """How a data refresh makes a table's new version (``refresh.version_build``)."""
+
+    FULL = "full"  # the whole table, read again
+    APPEND = "append"  # the parent's files plus the rows past the watermark
+    MERGE = "merge"  # the rows past the watermark applied onto the parent by primary key
+
+
+REFRESH_MODES = tuple(RefreshMode)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -158,6 +169,14 @@ class Table(Base):
     )
     # The table's own settings (None: the defaults); loaded only when asked for.
     settings: Mapped[TableSettings | None] = relationship(lazy="raise", viewonly=True)
+    # The row of the current version (its watermark); loaded only when asked for.
+    current: Mapped[TableVersion | None] = relationship(
+        primaryjoin="and_(Table.id == TableVersion.table_id, "
+        "Table.current_version == foreign(TableVersion.version))",
+        lazy="raise",
+        viewonly=True,
+        uselist=False,
+    )
 
 
 class TableVersion(Base):
@@ -205,6 +224,11 @@ class TableVersion(Base):
     # ``Source.fingerprints`` or the table's ``check_sql``); a check that finds the current
     # version's fingerprint again skips the refresh. NULL: none was usable (always "changed").
     fingerprint: Mapped[str | None] = mapped_column(String(128))
+    # How the version was made (``RefreshMode``; NULL for versions older than incremental
+    # refresh, which were full), and the highest cursor value it holds (``refresh.cursors``
+    # text; NULL without a cursor), as its manifest says: both committed by its publish.
+    mode: Mapped[str | None] = mapped_column(String(8))
+    watermark: Mapped[str | None]
 
 
 class PendingDeletion(Base):
@@ -229,8 +253,7 @@ class PendingDeletion(Base):
 class TableSettings(Base):
     """A table's own refresh settings; a table without a row has the defaults.
 
-    One row per table, dropped with it. Issue 17's settings (``refresh_mode``, ``cursor_column``,
-    ...) are columns of this row too.
+    One row per table, dropped with it.
     """
 
     __tablename__ = "table_settings"
@@ -239,6 +262,15 @@ class TableSettings(Base):
         CheckConstraint(
             "max_staleness_seconds IS NULL OR max_staleness_seconds >= 1",
             name="max_staleness_seconds",
+        ),
+        CheckConstraint(
+            "refresh_mode IN (" + ", ".join(f"'{m}'" for m in REFRESH_MODES) + ")",
+            name="refresh_mode",
+        ),
+        CheckConstraint("cursor_overlap >= 0", name="cursor_overlap"),
+        CheckConstraint(
+            "full_refresh_every_seconds IS NULL OR full_refresh_every_seconds >= 1",
+            name="full_refresh_every_seconds",
         ),
     )
 
@@ -250,6 +282,16 @@ class TableSettings(Base):
     check_sql: Mapped[str | None]
     hold_below_ratio: Mapped[float] = mapped_column(Float, default=DEFAULT_HOLD_BELOW_RATIO)
     max_staleness_seconds: Mapped[int | None]
+    # Incremental refresh (``refresh.version_build``): the mode, the cursor column, the primary
+    # key (a list of column names; NULL: none set), how far below the watermark to read again,
+    # and how often a full refresh comes anyway.
+    refresh_mode: Mapped[str] = mapped_column(
+        String(8), default=RefreshMode.FULL.value, server_default=RefreshMode.FULL.value
+    )
+    cursor_column: Mapped[str | None]
+    primary_key: Mapped[list[str] | None] = mapped_column(JSON)
+    cursor_overlap: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
+    full_refresh_every_seconds: Mapped[int | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -21,7 +21,6 @@ from refresh.connection_refresh import (
     refresh_in_process,
     tables_to_refresh,
 )
-from refresh.data_refresh import ChangeRules
 from refresh.refresh_request import (
     Mode,
     RefreshRequest,
@@ -48,6 +47,9 @@ from refresh.runtime import Runtime
 )
 @click.option(
     "--force", is_flag=True, help="The body's force: no change check; publish even a held version."
+)
+@click.option(
+    "--full", is_flag=True, help="The body's full: a full refresh, whatever the refresh mode."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the body POST /refresh answers.")
 @with_appcontext
@@ -94,7 +96,7 @@ def _connection_data(
 ) -> ConnectionRefreshResult:
     assert request.connection_id is not None
     tables = tables_to_refresh(rt, request.connection_id, request.include_uncached)
-    rules = ChangeRules(if_changed=request.if_changed, force=request.force)
+    rules = request.rules
     if not show_progress:
         return refresh_in_process(rt, request.connection_id, tables, lambda _: None, rules)
     with TableProgress(len(tables), sys.stdout, terminal=sys.stdout.isatty()) as progress:

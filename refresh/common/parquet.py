@@ -1,14 +1,16 @@
-"""Writing a stream of Arrow batches into one Parquet file with bounded memory."""
+"""Writing a stream of Arrow batches into Parquet files with bounded memory."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from refresh.storage.manifest import part_name
 
 # Readers skip and parallelise by row group: groups of a few hundred thousand rows keep the
 # statistics useful and the per-group overhead negligible. The byte cap keeps a wide table's
@@ -17,6 +19,10 @@ import pyarrow.parquet as pq
 # when the wide reference table went over 400 MB: bench/README.md, "Figures behind the code").
 ROW_GROUP_ROWS = 131_072
 ROW_GROUP_BYTES = 32 * 1024 * 1024
+# A version's files roll over at about this size (encoded), checked after each row group: big
+# enough that a reader opens few files, small enough that an incremental refresh that must
+# rewrite a file rewrites little (bench/README.md, "Figures behind the code").
+FILE_BYTES = 64 * 1024 * 1024
 # A column is dictionary encoded when its first row group has at most rows / 4 distinct values.
 DICTIONARY_MAX_DISTINCT_SHARE = 4
 # Counting distinct values of a whole group costs as much as encoding it for wide tables of
@@ -27,48 +33,116 @@ DICTIONARY_PROBE_MAX_DISTINCT = 3 * DICTIONARY_PROBE_ROWS // 4
 
 @dataclass(frozen=True)
 class WrittenFile:
+    name: str
     rows: int
     bytes: int
+    # [min, max] of each column asked for (None, None when it holds no value).
+    stats: dict[str, tuple[object, object]] = field(default_factory=dict)
 
 
-def write_parquet(batches: Iterable[pa.RecordBatch], path: Path, schema: pa.Schema) -> WrittenFile:
-    """Write every batch to ``path`` as zstd Parquet; an empty stream gives a valid empty file.
+def write_parquet_files(
+    batches: Iterable[pa.RecordBatch],
+    directory: Path,
+    schema: pa.Schema,
+    first_number: int = 0,
+    stats_columns: Sequence[str] = (),
+    at_least_one: bool = True,
+) -> list[WrittenFile]:
+    """Write every batch as zstd Parquet files ``part_name(first_number)``, ... in ``directory``,
+    a new file every ``FILE_BYTES`` or so; an empty stream gives one valid empty file when
+    ``at_least_one``, else none.
 
     Sources yield batches of their own size; they are gathered into row groups of about
-    ``ROW_GROUP_ROWS`` so the file layout does not depend on the driver's batching. The writer
-    opens at the first row group, whose values choose the columns worth dictionary encoding.
+    ``ROW_GROUP_ROWS`` so the file layout does not depend on the driver's batching. A writer
+    opens at its first row group, whose values choose the columns worth dictionary encoding.
     """
-    rows = 0
+    files: list[WrittenFile] = []
+    current: _File | None = None
     pending: list[pa.RecordBatch] = []
     pending_rows = pending_bytes = 0
-    writer: pq.ParquetWriter | None = None
+
+    def write_group() -> None:
+        nonlocal current, pending_rows, pending_bytes
+        group = pa.Table.from_batches(pending, schema)
+        if current is None:
+            name = part_name(first_number + len(files))
+            current = _File(directory / name, schema, group, stats_columns)
+        current.write(group)
+        pending.clear()
+        pending_rows = pending_bytes = 0
+        if current.size() >= FILE_BYTES:
+            files.append(current.close())
+            current = None
+
     try:
         for batch in batches:
+            if not batch.num_rows:
+                continue
             pending.append(batch)
             pending_rows += batch.num_rows
             pending_bytes += batch.nbytes
-            rows += batch.num_rows
             if pending_rows >= ROW_GROUP_ROWS or pending_bytes >= ROW_GROUP_BYTES:
-                group = pa.Table.from_batches(pending, schema)
-                writer = writer or _open(path, schema, group)
-                writer.write_table(group, row_group_size=pending_rows)
-                pending.clear()
-                pending_rows = pending_bytes = 0
-        group = pa.Table.from_batches(pending, schema)
-        writer = writer or _open(path, schema, group)
-        if pending:
-            writer.write_table(group, row_group_size=pending_rows)
+                write_group()
+        if pending or (current is None and not files and at_least_one):
+            write_group()
+        if current is not None:
+            files.append(current.close())
+            current = None
     finally:
-        if writer is not None:
-            writer.close()
-    return WrittenFile(rows=rows, bytes=path.stat().st_size)
+        if current is not None:
+            current.abandon()
+    return files
 
 
-def _open(path: Path, schema: pa.Schema, sample: pa.Table) -> pq.ParquetWriter:
+class _File:
+    """One Parquet file being written, and the statistics of the columns asked for."""
+
+    def __init__(
+        self, path: Path, schema: pa.Schema, sample: pa.Table, stats_columns: Sequence[str]
+    ) -> None:
+        self.path = path
+        self.sink = pa.OSFile(str(path), "wb")
+        self.writer = _open(self.sink, schema, sample)
+        self.rows = 0
+        self.stats: dict[str, tuple[object, object]] = dict.fromkeys(stats_columns, (None, None))
+
+    def write(self, group: pa.Table) -> None:
+        if group.num_rows:
+            self.writer.write_table(group, row_group_size=group.num_rows)
+        self.rows += group.num_rows
+        for name, (low, high) in self.stats.items():
+            bounds = pc.min_max(group.column(name))
+            self.stats[name] = (
+                _extreme(min, low, bounds["min"].as_py()),
+                _extreme(max, high, bounds["max"].as_py()),
+            )
+
+    def size(self) -> int:
+        return self.sink.tell()
+
+    def close(self) -> WrittenFile:
+        self.writer.close()
+        self.sink.close()
+        return WrittenFile(self.path.name, self.rows, self.path.stat().st_size, self.stats)
+
+    def abandon(self) -> None:
+        self.writer.close()
+        self.sink.close()
+
+
+def _extreme(pick: Callable[[object, object], object], a: object, b: object) -> object:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return pick(a, b)
+
+
+def _open(sink: pa.NativeFile, schema: pa.Schema, sample: pa.Table) -> pq.ParquetWriter:
     # A file of one small group (a small table, most of a connection's) is written with the
     # writer's own choice: there, choosing costs more than it saves.
     dictionary = sample.num_rows <= DICTIONARY_PROBE_ROWS or _dictionary_columns(sample)
-    return pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=dictionary)
+    return pq.ParquetWriter(sink, schema, compression="zstd", use_dictionary=dictionary)
 
 
 def _dictionary_columns(sample: pa.Table) -> list[str]:

@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from refresh.common.errors import Misconfigured
-from refresh.sources.base import Column, DiscoveredTable, Source, SourceError
+from refresh.sources.base import Column, DiscoveredTable, Since, Source, SourceError
 
 __all__ = [
     "SOURCE_TYPES",
     "Column",
     "DiscoveredTable",
+    "Since",
     "Source",
     "SourceError",
     "build_source",

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -82,6 +83,37 @@ class DiscoveredTable:
         return cls(schema_name, table_name, tuple(Column.from_json(c) for c in columns))
 
 
+@dataclass(frozen=True)
+class Since:
+    """An incremental read: only the rows whose cursor ``column`` is at least ``value`` (an
+    integer, a date, or a timestamp, aware for a time-zone-aware column).
+
+    A source may send more rows than asked (the refresh filters them exactly), never fewer.
+    """
+
+    column: str
+    value: int | date | datetime
+
+    def literal(self, utc_offset: bool = False) -> str:
+        """``value`` as an SQL literal. A timestamp is spelled in UTC: with ``+00`` when
+        ``utc_offset``, else without an offset, for the sources whose sessions run in UTC.
+        Either way the date and time are separated by a space, so that it compares as text
+        no later than the same instant stored with a ``T`` (SQLite keeps timestamps as text)."""
+        value = self.value
+        if isinstance(value, datetime):
+            aware = value.tzinfo is not None
+            if aware:
+                value = value.astimezone(UTC).replace(tzinfo=None)
+            offset = "+00" if aware and utc_offset else ""
+            return f"'{value.isoformat(sep=' ')}{offset}'"
+        if isinstance(value, date):
+            return f"'{value.isoformat()}'"
+        return str(int(value))
+
+    def condition(self, quote: Callable[[str], str], utc_offset: bool = False) -> str:
+        return f"{quote(self.column)} >= {self.literal(utc_offset)}"
+
+
 class Source(ABC):
     """One external database, reached with its stored config and decrypted password."""
 
@@ -143,8 +175,11 @@ class Source(ABC):
         """
 
     @abstractmethod
-    def read(self, table: DiscoveredTable) -> AbstractContextManager[Iterator[pa.RecordBatch]]:
-        """Stream the table's rows as batches whose schema is exactly ``table.arrow_schema()``.
+    def read(
+        self, table: DiscoveredTable, since: Since | None = None
+    ) -> AbstractContextManager[Iterator[pa.RecordBatch]]:
+        """Stream the table's rows (those ``since`` asks for, at least) as batches whose schema
+        is exactly ``table.arrow_schema()``.
 
         The rows come from one consistent snapshot; memory stays bounded by the batch size. A
         value that does not fit its column's Arrow type raises ``SourceError`` naming the column.

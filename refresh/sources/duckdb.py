@@ -35,7 +35,7 @@ import duckdb
 import pyarrow as pa
 from sqlalchemy.dialects.postgresql.base import PGDialect
 
-from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source, single_row
+from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Since, Source, single_row
 from refresh.sources.config import FileConfigSchema
 from refresh.sources.convert import cast_batch, read_as_text
 from refresh.sources.driver_errors import source_errors
@@ -146,9 +146,14 @@ class DuckDBSource(Source):
             return single_row(connection.execute(sql).fetchmany(2))
 
     @contextmanager
-    def read(self, table: DiscoveredTable) -> Iterator[Iterator[pa.RecordBatch]]:
+    def read(
+        self, table: DiscoveredTable, since: Since | None = None
+    ) -> Iterator[Iterator[pa.RecordBatch]]:
         columns = ", ".join(_select_item(column) for column in table.columns)
         sql = f"SELECT {columns} FROM {_quote(table.schema_name)}.{_quote(table.table_name)}"
+        if since is not None:
+            # The session's time zone is the machine's: an aware timestamp says it is UTC.
+            sql += f" WHERE {since.condition(_quote, utc_offset=True)}"
         self._stopper.check()
         with source_errors([], (duckdb.Error,)):
             connection = self._connect()

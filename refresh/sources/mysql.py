@@ -59,7 +59,14 @@ import pyarrow as pa
 import pymysql
 from sqlalchemy.dialects.mysql.base import MySQLDialect
 
-from refresh.sources.base import Column, DiscoveredTable, Source, SourceError, single_row
+from refresh.sources.base import (
+    Column,
+    DiscoveredTable,
+    Since,
+    Source,
+    SourceError,
+    single_row,
+)
 from refresh.sources.config import MySQLConfigSchema
 from refresh.sources.convert import cast_batch, column_error
 from refresh.sources.cx_process import ChildRead
@@ -363,12 +370,16 @@ class MySQLSource(Source):
         )
 
     @contextmanager
-    def read(self, table: DiscoveredTable) -> Iterator[Iterator[pa.RecordBatch]]:
+    def read(
+        self, table: DiscoveredTable, since: Since | None = None
+    ) -> Iterator[Iterator[pa.RecordBatch]]:
         self._stopper.check()
         # Names the statement in the server's process list, for KILL QUERY from another session.
         marker = f"refresh-service read {uuid.uuid4().hex}"
         columns = ", ".join(_select_item(column) for column in table.columns)
         sql = f"SELECT /* {marker} */ {columns} FROM {_table_name(table)}"
+        if since is not None:
+            sql += f" WHERE {since.condition(_quote)}"
         # The child's interpreter starts while the handshake below runs.
         child = ChildRead(self._secrets)
         sent = finished = False

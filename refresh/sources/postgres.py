@@ -79,6 +79,7 @@ from refresh.sources.base import (
     BATCH_ROWS,
     Column,
     DiscoveredTable,
+    Since,
     Source,
     SourceError,
     single_row,
@@ -453,14 +454,16 @@ class PostgresSource(Source):
         return "postgresql://?" + urlencode(params, quote_via=quote)
 
     @contextmanager
-    def read(self, table: DiscoveredTable) -> Iterator[Iterator[pa.RecordBatch]]:
+    def read(
+        self, table: DiscoveredTable, since: Since | None = None
+    ) -> Iterator[Iterator[pa.RecordBatch]]:
         """Stream the table through one or several COPY streams (see the module docstring).
 
         Every stream runs in a thread of its own and owns its connection; the batches of all
         streams come out here in whatever order they arrive.
         """
         self._stopper.check()
-        read = _TableRead(self, table)
+        read = _TableRead(self, table, since)
         read.fan_in.start("postgres-read", read.plan_and_read)
         try:
             # An interrupt fails the read at once, then sends libpq's cancel for every open
@@ -481,12 +484,13 @@ class _TableRead:
     is one COPY, which is one snapshot by itself.
     """
 
-    def __init__(self, source: PostgresSource, table: DiscoveredTable) -> None:
+    def __init__(self, source: PostgresSource, table: DiscoveredTable, since: Since | None) -> None:
         self.source = source
         self.schema = table.arrow_schema()
         columns = ", ".join(_select_item(column) for column in table.columns)
         name = f"{_quote(table.schema_name)}.{_quote(table.table_name)}"
         self.select = f"SELECT {columns} FROM {name}"
+        self.conditions = [] if since is None else [since.condition(_quote)]
         self.key = table.key
         self.fan_in: FanIn[pa.RecordBatch] = FanIn(depth=_BATCHES_PER_STREAM * source.read_streams)
         self._lock = threading.Lock()
@@ -563,7 +567,7 @@ class _TableRead:
         table split into ranges pays for a coordinating connection, which exports its snapshot.
         """
         source = self.source
-        selects = [self.select]
+        selects = [_where(self.select, self.conditions)]
         if source.read_streams > 1:
             with (
                 source_errors(source._secrets, _DRIVER_ERRORS),
@@ -573,7 +577,7 @@ class _TableRead:
                 ),
             ):
                 row = connection.execute(_PLAN_SQL, self.key).fetchone()
-            selects = _range_selects(self.select, row, source.read_streams)
+            selects = _range_selects(self.select, self.conditions, row, source.read_streams)
         if len(selects) == 1:
             with source_errors(source._secrets, _DRIVER_ERRORS), source._kept_stream() as kept:
                 kept.completed = self._copy_all(kept.connection, _queue(selects), emit)
@@ -711,8 +715,15 @@ def _drain(pending: queue.SimpleQueue[str]) -> Iterator[str]:
             return
 
 
-def _range_selects(select: str, plan: tuple[bool, int | None] | None, streams: int) -> list[str]:
-    """``select`` split into ranges of pages, or alone when the table is not worth splitting.
+def _where(select: str, conditions: list[str]) -> str:
+    return f"{select} WHERE {' AND '.join(conditions)}" if conditions else select
+
+
+def _range_selects(
+    select: str, conditions: list[str], plan: tuple[bool, int | None] | None, streams: int
+) -> list[str]:
+    """``select`` (with ``conditions``) split into ranges of pages, or alone when the table is
+    not worth splitting.
 
     There are a few more ranges than streams, handed out as streams finish, so a stream that
     meets dead rows or long values does not hold the others up. The first range has no lower
@@ -721,15 +732,15 @@ def _range_selects(select: str, plan: tuple[bool, int | None] | None, streams: i
     splittable, pages = plan if plan is not None else (False, None)
     ranges = min(streams * _RANGES_PER_STREAM, (pages or 0) // MIN_RANGE_PAGES)
     if not splittable or streams < 2 or ranges < 2:
-        return [select]
+        return [_where(select, conditions)]
     bounds = [pages * number // ranges for number in range(1, ranges)]
-    conditions = [f"ctid < '({bounds[0]},0)'::tid"]
-    conditions += [
+    pages_of = [f"ctid < '({bounds[0]},0)'::tid"]
+    pages_of += [
         f"ctid >= '({low},0)'::tid AND ctid < '({high},0)'::tid"
         for low, high in itertools.pairwise(bounds)
     ]
-    conditions.append(f"ctid >= '({bounds[-1]},0)'::tid")
-    return [f"{select} WHERE {condition}" for condition in conditions]
+    pages_of.append(f"ctid >= '({bounds[-1]},0)'::tid")
+    return [_where(select, [*conditions, page]) for page in pages_of]
 
 
 def _import_sql(snapshot: str) -> str:

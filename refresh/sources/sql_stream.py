@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import Engine
 
-from refresh.sources.base import BATCH_ROWS, DiscoveredTable
+from refresh.sources.base import BATCH_ROWS, DiscoveredTable, Since
 from refresh.sources.convert import rows_to_batch
 from refresh.sources.driver_errors import source_errors
 from refresh.sources.interrupt import ReadStopper
@@ -28,10 +28,11 @@ from refresh.sources.interrupt import ReadStopper
 Canceller = Callable[[Any], Callable[[], None] | None]
 
 
-def select_sql(engine: Engine, table: DiscoveredTable) -> str:
+def select_sql(engine: Engine, table: DiscoveredTable, since: Since | None = None) -> str:
     quote = engine.dialect.identifier_preparer.quote_identifier
     columns = ", ".join(quote(column.name) for column in table.columns)
-    return f"SELECT {columns} FROM {quote(table.schema_name)}.{quote(table.table_name)}"
+    sql = f"SELECT {columns} FROM {quote(table.schema_name)}.{quote(table.table_name)}"
+    return sql if since is None else f"{sql} WHERE {since.condition(quote)}"
 
 
 @contextmanager
@@ -42,6 +43,7 @@ def stream_table(
     driver_errors: tuple[type[BaseException], ...],
     stopper: ReadStopper,
     cancel: Canceller,
+    since: Since | None = None,
 ) -> Iterator[Iterator[pa.RecordBatch]]:
     """Stream ``table``; an interrupt runs the driver's cancel, if it has one.
 
@@ -69,7 +71,7 @@ def stream_table(
         with stopper.on_interrupt(stop):
             with source_errors(secrets, driver_errors), stopper.explaining():
                 result = connection.execution_options(stream_results=True).exec_driver_sql(
-                    select_sql(engine, table)
+                    select_sql(engine, table, since)
                 )
             try:
                 yield batches()

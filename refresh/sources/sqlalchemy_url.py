@@ -42,7 +42,7 @@ from sqlalchemy.engine.interfaces import ReflectedColumn
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from refresh.sources.base import Column, DiscoveredTable, Source, single_row
+from refresh.sources.base import Column, DiscoveredTable, Since, Source, single_row
 from refresh.sources.config import confined_path
 from refresh.sources.driver_errors import source_errors
 from refresh.sources.sql_stream import stream_table
@@ -155,11 +155,13 @@ class SQLAlchemyURLSource(Source):
                     )
         return tables
 
-    def read(self, table: DiscoveredTable) -> AbstractContextManager[Iterator[pa.RecordBatch]]:
+    def read(
+        self, table: DiscoveredTable, since: Since | None = None
+    ) -> AbstractContextManager[Iterator[pa.RecordBatch]]:
         with source_errors([self.password], _DRIVER_ERRORS):
             engine = self._engine()
         return stream_table(
-            engine, table, [self.password], _DRIVER_ERRORS, self._stopper, self._canceller
+            engine, table, [self.password], _DRIVER_ERRORS, self._stopper, self._canceller, since
         )
 
     def run_check(self, sql: str) -> tuple[object, ...]:

@@ -61,7 +61,7 @@ import pyarrow.compute as pc
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 
 from refresh.sources import adbc
-from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Source, single_row
+from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Since, Source, single_row
 from refresh.sources.config import FileConfigSchema
 from refresh.sources.convert import cast_array, column_error
 from refresh.sources.driver_errors import source_errors
@@ -183,7 +183,9 @@ class SQLiteSource(Source):
             return single_row(connection.execute(sql).fetchmany(2))
 
     @contextmanager
-    def read(self, table: DiscoveredTable) -> Iterator[Iterator[pa.RecordBatch]]:
+    def read(
+        self, table: DiscoveredTable, since: Since | None = None
+    ) -> Iterator[Iterator[pa.RecordBatch]]:
         self._stopper.check()
         ways = [_how_to_read(column) for column in table.columns]
         first = ", ".join(constant for _, constant, _ in ways)
@@ -194,6 +196,9 @@ class SQLiteSource(Source):
             f"SELECT {first} UNION ALL "
             f"SELECT {items} FROM {_quote(table.schema_name)}.{_quote(table.table_name)}"
         )
+        if since is not None:
+            # Timestamps and dates are ISO 8601 text here: the literal compares as text.
+            sql += f" WHERE {since.condition(_quote)}"
         busy_ms = max(1, math.ceil(self.connect_timeout)) * 1000
         with ExitStack() as stack:
             with source_errors([], _DRIVER_ERRORS):

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from config import ConfigError
 from refresh.storage.base import (
-    DATA_FILE,
+    LEGACY_DATA_FILE,
     MAX_SEGMENT_BYTES,
     VERSION_PATTERN,
     CacheWriteHandle,
@@ -17,14 +17,18 @@ from refresh.storage.base import (
     encode_identifier,
 )
 from refresh.storage.filesystem import FilesystemStorage, file_url_path
+from refresh.storage.manifest import MANIFEST_FILE, Manifest, ManifestFile
 from refresh.storage.s3 import S3Storage, S3Timeouts
 
 __all__ = [
-    "DATA_FILE",
+    "LEGACY_DATA_FILE",
+    "MANIFEST_FILE",
     "MAX_SEGMENT_BYTES",
     "VERSION_PATTERN",
     "CacheWriteHandle",
     "FilesystemStorage",
+    "Manifest",
+    "ManifestFile",
     "S3Storage",
     "S3Timeouts",
     "Storage",

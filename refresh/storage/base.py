@@ -1,6 +1,8 @@
 """The storage interface both backends implement, and everything about the layout they share.
 
-Layout: ``{root}/{connection_id}/{schema}/{table}/{version}/data.parquet``. Identifiers come from
+Layout: ``{root}/{connection_id}/{schema}/{table}/{version}/``, a directory of Parquet files and
+their manifest (``refresh.storage.manifest``; older versions hold one ``data.parquet``, read and
+deleted like the others). Identifiers come from
 sources and requests, so every one is percent-encoded into a single path segment that can be
 neither ``.`` nor ``..`` nor empty; no identifier can leave the root or stand for another one.
 Every segment fits in ``MAX_SEGMENT_BYTES``, whatever the length of the name (see
@@ -18,14 +20,19 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 from refresh.common.errors import RefreshError
+from refresh.storage.manifest import MANIFEST_FILE, Manifest, part_name
 
-DATA_FILE = "data.parquet"
+# The one file of a version written before versions had manifests.
+LEGACY_DATA_FILE = "data.parquet"
+# The longest file name in a version directory.
+_LONGEST_FILE = max(len(MANIFEST_FILE), len(part_name(0)), len(LEGACY_DATA_FILE))
 
 # `YYYYMMDDTHHMMSSmmmZ-<8 hex>`: sorts by creation time as a plain string.
 VERSION_PATTERN = re.compile(r"\d{8}T\d{9}Z-[0-9a-f]{8}")
@@ -38,7 +45,7 @@ _ENCODED_SEGMENT = re.compile(r"(?:[A-Za-z0-9_~-]|%[0-9A-F]{2})+")
 # A file name's limit on Linux filesystems (NAME_MAX); S3 allows longer, the layout is one.
 MAX_SEGMENT_BYTES = 255
 # The longest path below the root: connection, schema and table segments, version, data file.
-MAX_PATH_BELOW_ROOT_BYTES = 3 * (MAX_SEGMENT_BYTES + 1) + VERSION_BYTES + 1 + len(DATA_FILE)
+MAX_PATH_BELOW_ROOT_BYTES = 3 * (MAX_SEGMENT_BYTES + 1) + VERSION_BYTES + 1 + _LONGEST_FILE
 
 # quote() never encodes "~", so "%7E" is in no plain encoding: a shortened segment can never
 # equal the segment of another name.
@@ -52,13 +59,14 @@ class StorageError(RefreshError):
 
 @dataclass(frozen=True)
 class CacheWriteHandle:
-    """One version being written: the caller writes Parquet to ``local_path``, then finalizes."""
+    """One version being written: the caller writes its Parquet files into ``local_dir`` (and may
+    carry files over from the parent version), then finalizes with the manifest."""
 
     connection_id: str
     schema_name: str
     table_name: str
     version: str
-    local_path: Path
+    local_dir: Path
     url: str
 
 
@@ -151,8 +159,9 @@ def new_version() -> str:
 class Storage(ABC):
     """Versioned Parquet under one root, a local directory or an S3 prefix.
 
-    A version is written locally, then published by ``finalize_cache_write`` in one step, so a
-    reader that finds a version directory URL in the catalog always reads a complete file.
+    A version is written locally, then stored by ``finalize_cache_write``, its manifest last; the
+    catalog names a directory only once it is complete, so a reader that finds a version
+    directory URL there always reads complete files.
     """
 
     @property
@@ -174,23 +183,45 @@ class Storage(ABC):
             schema_name=schema_name,
             table_name=table_name,
             version=version,
-            local_path=self._prepare_local(segments),
+            local_dir=self._prepare_local(segments),
             url=self._url(segments),
         )
 
     def finalize_cache_write(
-        self, handle: CacheWriteHandle, on_progress: Callable[[], None] = lambda: None
+        self,
+        handle: CacheWriteHandle,
+        manifest: Manifest,
+        on_progress: Callable[[], None] = lambda: None,
     ) -> str:
-        """Publish a written version and return its directory URL (no ``.parquet``, no ``/``).
+        """Store a written version with its manifest, written last, and return its directory URL
+        (no ``/`` at the end).
 
+        Every file of the manifest is in ``local_dir`` or was carried over (``carry_over``).
         ``on_progress`` is called as an upload moves on, so the caller can tell a long upload
         from a stuck one. On a StorageError the caller calls ``abort_cache_write`` so nothing is
         left behind.
         """
-        if not handle.local_path.is_file():
-            raise StorageError(f"nothing was written to {handle.local_path}, nothing to publish")
-        self._publish(handle, self._segments(handle.url), on_progress)
+        if not manifest.files:
+            raise StorageError(f"nothing was written to {handle.url}, nothing to publish")
+        self._publish(handle, self._segments(handle.url), manifest, on_progress)
         return handle.url
+
+    def carry_over(self, handle: CacheWriteHandle, parent_url: str, names: Sequence[str]) -> None:
+        """Make the parent version's files ``names`` files of the version being written, without
+        their bytes passing through the service, and so that deleting the parent keeps them."""
+        if names:
+            self._carry_over(handle, self._segments(parent_url), names)
+
+    def read_manifest(self, url: str) -> Manifest | None:
+        """The manifest of the version directory ``url``; None when it has none (a version
+        written before manifests). Raises StorageError."""
+        data = self._read_file([*self._segments(url), MANIFEST_FILE])
+        return None if data is None else Manifest.from_json(data)
+
+    def local_file(self, url: str, name: str) -> AbstractContextManager[Path]:
+        """The file ``name`` of the version ``url`` as a local file while the context lasts
+        (downloaded from S3 into a temporary file). Raises StorageError."""
+        return self._local_file([*self._segments(url), name])
 
     def abort_cache_write(self, handle: CacheWriteHandle) -> None:
         """Remove everything the handle wrote, published or not.
@@ -260,13 +291,29 @@ class Storage(ABC):
 
     @abstractmethod
     def _prepare_local(self, segments: Sequence[str]) -> Path:
-        """Make room for the version at ``segments`` and return the local file to write."""
+        """Make room for the version at ``segments`` and return the local directory to write."""
 
     @abstractmethod
     def _publish(
-        self, handle: CacheWriteHandle, segments: Sequence[str], on_progress: Callable[[], None]
+        self,
+        handle: CacheWriteHandle,
+        segments: Sequence[str],
+        manifest: Manifest,
+        on_progress: Callable[[], None],
     ) -> None:
-        """Make the written file the version's ``data.parquet``, atomically for readers."""
+        """Store the written files durably, then the manifest."""
+
+    @abstractmethod
+    def _carry_over(
+        self, handle: CacheWriteHandle, parent: Sequence[str], names: Sequence[str]
+    ) -> None: ...
+
+    @abstractmethod
+    def _read_file(self, segments: Sequence[str]) -> bytes | None:
+        """The file's content; None when there is none."""
+
+    @abstractmethod
+    def _local_file(self, segments: Sequence[str]) -> AbstractContextManager[Path]: ...
 
     @abstractmethod
     def _directories(self, depth: int) -> Iterator[list[str]]:

@@ -1,7 +1,9 @@
 """Versions as directories on a local (or mounted) filesystem.
 
-The caller writes ``.data.parquet.partial`` inside the new version directory; publishing renames
-it to ``data.parquet``, so a reader never sees a partial ``data.parquet``. URLs are real file
+The caller writes its Parquet files inside the new version directory, which no reader is given
+before it is published; publishing makes them durable, then writes the manifest (through a
+temporary name and a rename). Files carried over from the parent version are hard links: no
+bytes are copied, and deleting the parent's directory leaves them in place. URLs are real file
 URLs (``Path.as_uri``): an encoded identifier's ``%`` appears as ``%25`` in them.
 """
 
@@ -11,14 +13,16 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from refresh.storage.base import DATA_FILE, CacheWriteHandle, Storage, StorageError
+from refresh.storage.base import CacheWriteHandle, Storage, StorageError
+from refresh.storage.manifest import MANIFEST_FILE, Manifest
 
-PARTIAL_FILE = f".{DATA_FILE}.partial"
+PARTIAL_MANIFEST = f".{MANIFEST_FILE}.partial"
 
 
 def file_url_path(url: str) -> str | None:
@@ -91,25 +95,62 @@ class FilesystemStorage(Storage):
             raise StorageError(
                 f"could not create cache directory {directory}: {error.strerror or error}"
             ) from error
-        return directory / PARTIAL_FILE
+        return directory
 
     def _publish(
-        self, handle: CacheWriteHandle, segments: Sequence[str], on_progress: Callable[[], None]
+        self,
+        handle: CacheWriteHandle,
+        segments: Sequence[str],
+        manifest: Manifest,
+        on_progress: Callable[[], None],
     ) -> None:
-        """fsync the data, rename it, then fsync its directory.
+        """fsync the files, write the manifest by a rename, then fsync the directory.
 
-        Without the fsyncs a crash right after the catalog swap could lose the data or the
-        rename, leaving the catalog pointing at nothing (``_prepare_local`` made the directory
-        itself durable).
+        Without the fsyncs a crash right after the catalog swap could lose data or the manifest,
+        leaving the catalog pointing at nothing (``_prepare_local`` made the directory itself
+        durable).
         """
-        directory = handle.local_path.parent
+        directory = handle.local_dir
         try:
-            with handle.local_path.open("rb") as data:
-                os.fsync(data.fileno())
-            handle.local_path.replace(directory / DATA_FILE)
+            for file in manifest.files:
+                with (directory / file.name).open("rb") as data:
+                    os.fsync(data.fileno())
+                on_progress()
+            partial = directory / PARTIAL_MANIFEST
+            with partial.open("wb") as out:
+                out.write(manifest.to_json())
+                out.flush()
+                os.fsync(out.fileno())
+            partial.replace(directory / MANIFEST_FILE)
             _fsync_directory(directory)
         except OSError as error:
             raise StorageError(f"could not publish {directory}: {error}") from error
+
+    def _carry_over(
+        self, handle: CacheWriteHandle, parent: Sequence[str], names: Sequence[str]
+    ) -> None:
+        source = self._root.joinpath(*parent)
+        try:
+            for name in names:
+                os.link(source / name, handle.local_dir / name)
+        except OSError as error:
+            raise StorageError(
+                f"could not link the files of {source} into {handle.local_dir}: "
+                f"{error.strerror or error}"
+            ) from error
+
+    def _read_file(self, segments: Sequence[str]) -> bytes | None:
+        path = self._root.joinpath(*segments)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise StorageError(f"could not read {path}: {error.strerror or error}") from error
+
+    @contextmanager
+    def _local_file(self, segments: Sequence[str]) -> Iterator[Path]:
+        yield self._root.joinpath(*segments)
 
     def _directories(self, depth: int) -> Iterator[list[str]]:
         """Real directories only: a symlink is not followed, so nothing outside is listed."""

@@ -1,8 +1,10 @@
 """Versions as key prefixes in an S3 bucket (AWS or an S3-compatible server such as SeaweedFS).
 
-The caller writes to a local temporary file; publishing uploads it (multipart when big) as
-``.../{version}/data.parquet``. An S3 object only becomes visible once its upload has completed,
-so readers never see a partial file. Keys hold the percent-encoded identifiers literally, and so
+The caller writes into a local temporary directory; publishing uploads its files (multipart when
+big) under ``.../{version}/``, then the manifest. Files carried over from the parent version are
+server-side copies (CopyObject): no bytes pass through the service, and deleting the parent's keys
+leaves the copies. An S3 object only becomes visible once its upload has completed, so readers
+never see a partial file. Keys hold the percent-encoded identifiers literally, and so
 do the ``s3://`` URLs: readers must not percent-decode them.
 """
 
@@ -12,6 +14,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,12 +29,12 @@ from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
 from config import ConfigError
 from refresh.storage.base import (
-    DATA_FILE,
     MAX_PATH_BELOW_ROOT_BYTES,
     CacheWriteHandle,
     Storage,
     StorageError,
 )
+from refresh.storage.manifest import MANIFEST_FILE, Manifest
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +115,7 @@ class S3Storage(Storage):
         return self._abort_uploads(self._prefix, self.root_url, initiated_before)
 
     def abort_cache_write(self, handle: CacheWriteHandle) -> None:
-        _remove_temp_dir(handle.local_path.parent)
+        _remove_temp_dir(handle.local_dir)
         super().abort_cache_write(handle)
 
     def _path_below_root(self, url: str) -> str | None:
@@ -127,31 +130,87 @@ class S3Storage(Storage):
 
     def _prepare_local(self, segments: Sequence[str]) -> Path:
         try:
-            return Path(tempfile.mkdtemp(prefix="refresh-")) / DATA_FILE
+            return Path(tempfile.mkdtemp(prefix="refresh-"))
         except OSError as error:
-            raise StorageError(f"could not create a temporary file: {error}") from error
+            raise StorageError(f"could not create a temporary directory: {error}") from error
 
     def _publish(
-        self, handle: CacheWriteHandle, segments: Sequence[str], on_progress: Callable[[], None]
+        self,
+        handle: CacheWriteHandle,
+        segments: Sequence[str],
+        manifest: Manifest,
+        on_progress: Callable[[], None],
     ) -> None:
-        """Upload, then drop the local copy whatever happened: a retry rereads the source."""
-        url = f"{handle.url}/{DATA_FILE}"
+        """Upload the local files, then the manifest; drop the local copies whatever happened:
+        a retry rereads the source."""
         try:
-            self._client.upload_file(
-                str(handle.local_path),
-                self._bucket,
-                self._key([*segments, DATA_FILE]),
-                Config=self.transfer_config,
-                Callback=lambda _bytes: on_progress(),
-            )
-        except _S3_ERRORS as error:
-            raise _storage_error("upload to", url, error) from error
+            for file in manifest.files:
+                path = handle.local_dir / file.name
+                if not path.exists():
+                    continue  # carried over: already there
+                try:
+                    self._client.upload_file(
+                        str(path),
+                        self._bucket,
+                        self._key([*segments, file.name]),
+                        Config=self.transfer_config,
+                        Callback=lambda _bytes: on_progress(),
+                    )
+                except _S3_ERRORS as error:
+                    raise _storage_error("upload to", f"{handle.url}/{file.name}", error) from error
+            try:
+                self._client.put_object(
+                    Bucket=self._bucket,
+                    Key=self._key([*segments, MANIFEST_FILE]),
+                    Body=manifest.to_json(),
+                )
+            except _S3_ERRORS as error:
+                url = f"{handle.url}/{MANIFEST_FILE}"
+                raise _storage_error("upload to", url, error) from error
         finally:
-            _remove_temp_dir(handle.local_path.parent)
+            _remove_temp_dir(handle.local_dir)
+
+    def _carry_over(
+        self, handle: CacheWriteHandle, parent: Sequence[str], names: Sequence[str]
+    ) -> None:
+        segments = self._segments(handle.url)
+        for name in names:
+            try:
+                self._client.copy_object(
+                    Bucket=self._bucket,
+                    Key=self._key([*segments, name]),
+                    CopySource={"Bucket": self._bucket, "Key": self._key([*parent, name])},
+                )
+            except _S3_ERRORS as error:
+                raise _storage_error("copy to", f"{handle.url}/{name}", error) from error
+
+    def _read_file(self, segments: Sequence[str]) -> bytes | None:
+        try:
+            answer = self._client.get_object(Bucket=self._bucket, Key=self._key(segments))
+            return answer["Body"].read()
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise _storage_error("read of", self._url(segments), error) from error
+        except _S3_ERRORS as error:
+            raise _storage_error("read of", self._url(segments), error) from error
+
+    @contextmanager
+    def _local_file(self, segments: Sequence[str]) -> Iterator[Path]:
+        directory = self._prepare_local(segments)
+        path = directory / segments[-1]
+        try:
+            try:
+                self._client.download_file(self._bucket, self._key(segments), str(path))
+            except _S3_ERRORS as error:
+                raise _storage_error("download of", self._url(segments), error) from error
+            yield path
+        finally:
+            _remove_temp_dir(directory)
 
     def _directories(self, depth: int) -> Iterator[list[str]]:
-        """One flat listing of the keys under the root: a version holds one object, so this is
-        one request per thousand versions. Keys sort by bytes, so those sharing a prefix are
+        """One flat listing of the keys under the root: a version holds a few objects, so this
+        is one request per few hundred versions. Keys sort by bytes, so those sharing a prefix are
         listed together."""
         head = f"{self._prefix}/" if self._prefix else ""
         pages = self._client.get_paginator("list_objects_v2").paginate(

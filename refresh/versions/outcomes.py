@@ -36,7 +36,9 @@ DROPPED = "the table's cache was dropped while this refresh ran"
 
 @dataclass(frozen=True)
 class Written:
-    """A version written and stored under its claim, ready to become current."""
+    """A version written and stored under its claim, ready to become current: ``rows`` and
+    ``bytes`` are the whole version's, ``rows_read`` what came from the source; ``mode`` and
+    ``watermark`` are its manifest's."""
 
     claim: Claim
     schema_name: str
@@ -44,6 +46,9 @@ class Written:
     url: str
     rows: int
     bytes: int
+    rows_read: int
+    mode: str
+    watermark: str | None
 
 
 @dataclass(frozen=True)
@@ -113,16 +118,7 @@ def _swap(connection: Connection, written: Written, hold_below: float | None) ->
         if current_rows is None:
             raise Conflict(f"{GONE}; nothing was published")
         return int(current_rows.row_count)
-    ours = connection.execute(
-        _MAKE_CURRENT,
-        {
-            "version_id": claim.version_id,
-            "new_path": written.url,
-            "new_rows": written.rows,
-            "new_bytes": written.bytes,
-            "now": now,
-        },
-    )
+    ours = connection.execute(_MAKE_CURRENT, {**_finished(written), "now": now})
     if ours.rowcount != 1:
         raise Conflict(_why_not_ours(connection, claim))
     return None
@@ -145,22 +141,24 @@ def _hold(
         f"has {current_rows:,} (hold_below_ratio {ratio:g}); the previous version stays "
         'current. Refresh with "force": true to publish what the source has now'
     )
-    held = connection.execute(
-        _HOLD,
-        {
-            "version_id": claim.version_id,
-            "new_path": written.url,
-            "new_rows": written.rows,
-            "new_bytes": written.bytes,
-            "reason": reason,
-            "now": utcnow(),
-        },
-    )
+    held = connection.execute(_HOLD, {**_finished(written), "reason": reason, "now": utcnow()})
     if held.rowcount != 1:
         raise Conflict(_why_not_ours(connection, claim))
     connection.execute(_COUNT_HELD, {"table_id": claim.table_id, "now": utcnow()})
     retire(rt, connection, [written.url])
     return Published((_warning(written, reason),), held=True)
+
+
+def _finished(written: Written) -> dict[str, object]:
+    """The values ``_finish_writing`` records of the written version."""
+    return {
+        "version_id": written.claim.version_id,
+        "new_path": written.url,
+        "new_rows": written.rows,
+        "new_bytes": written.bytes,
+        "new_mode": written.mode,
+        "new_watermark": written.watermark,
+    }
 
 
 def _warning(written: Written, message: str) -> dict[str, str]:
@@ -207,6 +205,8 @@ def _finish_writing(status: VersionStatus, **values: object) -> Update:
             path=bindparam("new_path"),
             rows=bindparam("new_rows"),
             bytes=bindparam("new_bytes"),
+            mode=bindparam("new_mode"),
+            watermark=bindparam("new_watermark"),
             finished_at=_NOW,
             heartbeat_at=None,
             **values,

@@ -89,6 +89,7 @@ def test_the_validation_messages_are_the_api_s_in_its_order(client: FlaskClient)
         {"connection_id": "c", "include_uncached": True},
         {"connection_id": "c", "if_changed": True},
         {"connection_id": "c", "force": True},
+        {"connection_id": "c", "full": True},
         {"connection_id": "c", "data": True, "if_changed": True, "force": True},
     ]
     rules = re.findall(r"^\d+\. .*?: (\d{3}) `(.*?)`$", section("Validation"), re.M | re.S)

@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from config import Settings
-from refresh import data_refresh, prefetch
+from refresh import prefetch, version_build
 from refresh.catalog import Catalog, TableVersion, VersionStatus
 from refresh.common.errors import ServiceUnavailable
 from refresh.runtime import Runtime
@@ -72,7 +72,7 @@ class TestFrozenSource:
         refresh(client, "src", "public", "t")
         previous = table_info(client, "src", "public", "t")["current_path"]
 
-        write = data_refresh.write_parquet
+        write = version_build.write_parquet_files
 
         def freeze_after_the_first_batch(batches, *args):  # type: ignore[no-untyped-def]
             def stream():  # type: ignore[no-untyped-def]
@@ -83,7 +83,7 @@ class TestFrozenSource:
 
             return write(stream(), *args)
 
-        monkeypatch.setattr(data_refresh, "write_parquet", freeze_after_the_first_batch)
+        monkeypatch.setattr(version_build, "write_parquet_files", freeze_after_the_first_batch)
         started = time.monotonic()
         message = assert_error(client.post("/refresh", json=TABLE), 502, "SOURCE_UNAVAILABLE")
         assert time.monotonic() - started < 30
@@ -93,7 +93,7 @@ class TestFrozenSource:
         info = table_info(client, "src", "public", "t")
         assert info["current_path"] == previous
         assert statuses(client) == ["failed", "current"]  # the claim is not left writing
-        assert len(cache.files()) == 1
+        assert len(cache.versions()) == 1
 
     def test_a_frozen_source_fails_a_schema_refresh_in_bounded_time(
         self,

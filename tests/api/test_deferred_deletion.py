@@ -100,7 +100,7 @@ def test_fifty_refreshes_leave_exactly_one_version_directory(
         refresh(client, "src", "public", "t")
 
     wait_until(
-        lambda: len(cache.files()) == 1 and not pending(rt),
+        lambda: len(cache.versions()) == 1 and not pending(rt),
         timeout=30,
         what="old versions are left",
     )

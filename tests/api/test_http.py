@@ -276,6 +276,7 @@ def test_openapi_describes_every_endpoint(client: FlaskClient) -> None:
         "include_uncached",
         "if_changed",
         "force",
+        "full",
         "async",
     }
     assert "502" in refresh["responses"]

@@ -63,7 +63,15 @@ def test_postgres_table_is_copied_exactly(
 
     body = refresh(client, "pg", "public", "everything")
     assert body["rows_synced"] == 3
-    assert set(body) == {"connection_id", "schema_name", "table_name", "rows_synced", "duration_ms"}
+    assert set(body) == {
+        "connection_id",
+        "schema_name",
+        "table_name",
+        "refresh_mode",
+        "rows_synced",
+        "duration_ms",
+    }
+    assert body["refresh_mode"] == "full"
 
     info = table_info(client, "pg", "public", "everything")
     assert info["synced"] is True
@@ -167,7 +175,7 @@ def test_tables_with_names_longer_than_a_file_name_refresh(
         assert refresh(client, "lite", "main", name)["rows_synced"] == 1
         path = table_info(client, "lite", "main", name)["current_path"]
         assert cache.read(path).to_pylist() == [{"id": number}]
-    assert len(cache.files()) == 2
+    assert len(cache.versions()) == 2
 
 
 @both_storages
@@ -274,7 +282,7 @@ def test_hostile_identifiers_stay_inside_the_cache_root(
     assert len(paths) == len(HOSTILE)
     outside = {f for f in cache.everything() if not f.startswith(("cache/", "catalog/"))}
     assert outside == set()
-    assert len(cache.files()) == len(HOSTILE)
+    assert len(cache.versions()) == len(HOSTILE)
     assert all(f.startswith("pg/%2E%2E%2Fup/") for f in cache.files()), cache.files()
     with postgres.connect(pg_source) as conn:
         assert conn.execute("SELECT count(*) FROM victim").fetchone() == (0,)
@@ -302,6 +310,7 @@ def test_table_endpoints_show_the_catalog(
         "last_checked_at": None,
         "consecutive_failures": 0,
         "stale": None,
+        "watermark": None,
         "columns": [
             {"name": "id", "data_type": "int64", "nullable": False, "native_type": "bigint"},
             {"name": "v", "data_type": "string", "nullable": True, "native_type": "text"},

@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, text
 
-from refresh import data_refresh
+from refresh import data_refresh, version_build
 from refresh.catalog import PendingDeletion, TableVersion, utcnow
 from refresh.runtime import Runtime
 from tests.support.api import assert_error, refresh, register, table_info
@@ -37,7 +37,7 @@ def versions(rt: Runtime) -> list[TableVersion]:
 
 def after_first_batch(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -> None:
     """Run ``action`` once the first batch has been written: the failure hits mid-stream."""
-    write = data_refresh.write_parquet
+    write = version_build.write_parquet_files
 
     def interrupted(batches: Iterable[pa.RecordBatch], *args: object):
         def stream():
@@ -48,7 +48,7 @@ def after_first_batch(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None
 
         return write(stream(), *args)
 
-    monkeypatch.setattr(data_refresh, "write_parquet", interrupted)
+    monkeypatch.setattr(version_build, "write_parquet_files", interrupted)
 
 
 @pytest.fixture
@@ -67,8 +67,8 @@ def assert_previous_still_current(client: FlaskClient, cache: Backend, previous:
     assert info["current_path"] == previous
     assert cache.read(previous).num_rows == 300000
     assert [v["status"] for v in info["versions"]] == ["failed", "current"]
-    (only,) = cache.files()  # the failed attempt left nothing behind
-    assert previous.endswith(only.rsplit("/", 2)[-2])
+    (only,) = cache.versions()  # the failed attempt left nothing behind
+    assert previous.endswith(only.rsplit("/", 1)[-1])
 
 
 @both_storages
@@ -115,7 +115,7 @@ def test_killed_source_connection_fails_cleanly(
     assert info["current_path"] == previous
     assert cache.read(previous).num_rows == 300000
     assert [v["status"] for v in info["versions"]] == ["failed", "current"]
-    assert len(cache.files()) == 1
+    assert len(cache.versions()) == 1
 
 
 def test_dropping_the_cache_during_a_refresh_publishes_nothing(
@@ -136,8 +136,8 @@ def test_dropping_the_cache_during_a_refresh_publishes_nothing(
         ("failed", "the table's cache was dropped while this refresh ran"),
         ("superseded", None),
     ]
-    (only,) = cache.files()  # the refresh removed its own directory; the old one waits its grace
-    assert cached.endswith(only.rsplit("/", 2)[-2])
+    (only,) = cache.versions()  # the refresh removed its own directory; the old one waits
+    assert cached.endswith(only.rsplit("/", 1)[-1])
 
 
 @pytest.mark.parametrize("cache", ["s3"], indirect=True)
@@ -230,7 +230,7 @@ def test_concurrent_refreshes_of_one_table_publish_one_version(
     assert [status for status, _ in answers] == [200, 200, 200]
     assert {body["rows_synced"] for _, body in answers} == {1000}
     assert [v.status for v in versions(rt)] == ["current"]
-    assert len(cache.files()) == 1
+    assert len(cache.versions()) == 1
 
 
 @pytest.mark.parametrize("catalog_url", ["postgres"], indirect=True)
@@ -264,7 +264,7 @@ def test_two_processes_refreshing_one_table_publish_one_version(
     assert ours.status_code == 200
     assert ours.get_json()["rows_synced"] == 1000
     assert [v.status for v in versions(rt)] == ["current"]
-    assert len(cache.files()) == 1
+    assert len(cache.versions()) == 1
 
 
 def test_a_claim_left_by_a_dead_process_is_taken_over(
@@ -274,7 +274,7 @@ def test_a_claim_left_by_a_dead_process_is_taken_over(
         conn.execute("CREATE TABLE t (id int)")
     register(client, "src", "postgres", pg_source.config())
     handle = rt.storage.prepare_cache_write("src", "public", "t")
-    handle.local_path.write_bytes(b"half a parquet file")
+    (handle.local_dir / "part-00000.parquet").write_bytes(b"half a parquet file")
     long_ago = utcnow() - dt.timedelta(hours=1)
     with rt.catalog.session() as session:
         table_id = session.scalar(text("SELECT id FROM tables"))

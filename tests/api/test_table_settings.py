@@ -7,16 +7,40 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from tests.support.api import assert_error
+from tests.support.api import assert_error, register
+from tests.support.file_sources import make_file_source
 from tests.support.freshness import sqlite_source
 
 SETTINGS = "/connections/src/tables/main/t/settings"
-DEFAULTS = {"check_sql": None, "hold_below_ratio": 0.1, "max_staleness_seconds": None}
+DEFAULTS = {
+    "check_sql": None,
+    "hold_below_ratio": 0.1,
+    "max_staleness_seconds": None,
+    "refresh_mode": "full",
+    "cursor_column": None,
+    "primary_key": None,
+    "cursor_overlap": 0.0,
+    "full_refresh_every_seconds": None,
+}
+WIDE = "/connections/wide/tables/main/w/settings"
 
 
 @pytest.fixture
 def source(client: FlaskClient, tmp_path: Path) -> str:
     return sqlite_source(client, tmp_path / "src.sqlite")
+
+
+@pytest.fixture
+def wide(client: FlaskClient, tmp_path: Path) -> str:
+    """Connection ``wide``: table ``main.w`` with a column of each kind a cursor may or may not
+    be."""
+    path = make_file_source(
+        "sqlite",
+        tmp_path / "wide.sqlite",
+        "CREATE TABLE w (id INTEGER, at TIMESTAMP, day DATE, note TEXT, ratio REAL)",
+    )
+    register(client, "wide", "sqlite", {"path": str(path)})
+    return "wide"
 
 
 def test_a_table_never_set_has_the_defaults(client: FlaskClient, source: str) -> None:
@@ -34,7 +58,12 @@ def test_put_changes_the_fields_it_names_and_answers_with_all(
 
     check = "select max(id), count(*) from main.t"
     second = client.put(SETTINGS, json={"check_sql": check, "hold_below_ratio": 0.5})
-    expected = {"check_sql": check, "hold_below_ratio": 0.5, "max_staleness_seconds": 3600}
+    expected = {
+        **DEFAULTS,
+        "check_sql": check,
+        "hold_below_ratio": 0.5,
+        "max_staleness_seconds": 3600,
+    }
     assert second.get_json() == expected
     assert client.get(SETTINGS).get_json() == expected
 
@@ -116,3 +145,76 @@ def test_unknown_table_or_connection_is_404(client: FlaskClient, source: str) ->
         "NOT_FOUND",
         "Connection 'ghost' not found",
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"refresh_mode": "upsert"}, "refresh_mode: Must be one of: full, append, merge."),
+        ({"refresh_mode": "append"}, "cursor_column is required for refresh_mode append"),
+        ({"refresh_mode": "merge"}, "cursor_column is required for refresh_mode merge"),
+        (
+            {"refresh_mode": "append", "cursor_column": "nope"},
+            "cursor_column 'nope' is not a column of the table",
+        ),
+        (
+            {"refresh_mode": "append", "cursor_column": "note"},
+            "cursor_column 'note' is string: a cursor must be an integer, date or timestamp column",
+        ),
+        (
+            {"refresh_mode": "append", "cursor_column": "ratio"},
+            "cursor_column 'ratio' is double: a cursor must be an integer, date or timestamp",
+        ),
+        (
+            {"refresh_mode": "merge", "cursor_column": "id"},
+            "primary_key is required for refresh_mode merge",
+        ),
+        (
+            {"refresh_mode": "merge", "cursor_column": "id", "primary_key": ["id", "gone"]},
+            "primary_key column 'gone' is not a column of the table",
+        ),
+        (
+            {"refresh_mode": "merge", "cursor_column": "id", "primary_key": ["id", "id"]},
+            "primary_key names a column twice",
+        ),
+        ({"primary_key": []}, "primary_key: Shorter than minimum length 1."),
+        ({"primary_key": "id"}, "primary_key: Not a valid list."),
+        ({"cursor_overlap": -1}, "cursor_overlap: Must be greater than or equal to 0."),
+        ({"cursor_overlap": "5"}, "cursor_overlap: Not a valid number."),
+        ({"full_refresh_every_seconds": 0}, "full_refresh_every_seconds: Must be greater than"),
+        ({"full_refresh_every_seconds": 1.5}, "full_refresh_every_seconds: Not a valid integer."),
+    ],
+)
+def test_incremental_settings_are_checked_against_the_tables_columns(
+    client: FlaskClient, wide: str, body: dict, message: str
+) -> None:
+    found = assert_error(client.put(WIDE, json=body), 400, "BAD_REQUEST")
+    assert found.startswith(message), found
+    assert client.get(WIDE).get_json() == DEFAULTS
+
+
+@pytest.mark.parametrize("cursor", ["id", "at", "day"])
+def test_integer_date_and_timestamp_columns_are_cursors(
+    client: FlaskClient, wide: str, cursor: str
+) -> None:
+    body = {"refresh_mode": "append", "cursor_column": cursor, "cursor_overlap": 60}
+    response = client.put(WIDE, json=body)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json() == {**DEFAULTS, **body, "cursor_overlap": 60.0}
+
+
+def test_a_mode_set_field_by_field_is_checked_as_a_whole(client: FlaskClient, wide: str) -> None:
+    assert client.put(WIDE, json={"cursor_column": "id", "primary_key": ["id"]}).status_code == 200
+    merge = client.put(WIDE, json={"refresh_mode": "merge", "full_refresh_every_seconds": 86400})
+    assert merge.status_code == 200, merge.get_json()
+    assert merge.get_json() == {
+        **DEFAULTS,
+        "refresh_mode": "merge",
+        "cursor_column": "id",
+        "primary_key": ["id"],
+        "full_refresh_every_seconds": 86400,
+    }
+    message = assert_error(client.put(WIDE, json={"cursor_column": None}), 400, "BAD_REQUEST")
+    assert message == "cursor_column is required for refresh_mode merge"
+    assert client.put(WIDE, json={"hold_below_ratio": 0.5}).status_code == 200
+    assert client.get(WIDE).get_json()["refresh_mode"] == "merge"

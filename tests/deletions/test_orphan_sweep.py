@@ -17,7 +17,7 @@ from refresh import data_refresh
 from refresh.catalog import Table, TableVersion, utcnow
 from refresh.connections import register_connection
 from refresh.runtime import Runtime
-from refresh.storage import DATA_FILE
+from refresh.storage import LEGACY_DATA_FILE
 from refresh.versions.deletions import DeletionRun, process_pending_deletions
 from refresh.versions.orphans import SweepResult, sweep_orphans
 from tests.support.backends import ROOT, Backend
@@ -47,7 +47,7 @@ def test_the_sweep_queues_old_unreferenced_version_directories_and_nothing_else(
     (unknown,) = plant_versions(cache, 1, table="u", versions=[old_version(9)])
     (young,) = plant_versions(cache, 1)
     cache.plant(f"{ROOT}/stray.txt")
-    cache.plant(f"{ROOT}/c/s/t/not-a-version/{DATA_FILE}")
+    cache.plant(f"{ROOT}/c/s/t/not-a-version/{LEGACY_DATA_FILE}")
     table_id = add_table(rt, current_path=current)
     add_versions(rt, table_id, [current], "current")
     add_versions(rt, table_id, [writing], "writing")
@@ -143,7 +143,7 @@ class TestKilledMidWrite:
         assert current_path(rt, "in_flight") == still_writing.path
         assert current_path(rt, "t") == previous
         assert cache.read(previous).num_rows == 220000
-        assert len(cache.files()) == 2
+        assert len(cache.versions()) == 2
         assert cache.holds(previous)
         assert cache.holds(still_writing.path)
         assert cache.open_uploads() == set()

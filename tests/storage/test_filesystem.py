@@ -4,23 +4,43 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
-from refresh.storage import DATA_FILE, FilesystemStorage, StorageError, open_storage
-from tests.storage.test_storage import publish, sample, write
+from refresh.storage import (
+    LEGACY_DATA_FILE,
+    MANIFEST_FILE,
+    FilesystemStorage,
+    StorageError,
+    open_storage,
+)
+from tests.support.stored_versions import FIRST, finalize, publish, sample, write
 
 
-def test_a_version_directory_never_shows_a_partial_data_file(tmp_path: Path) -> None:
+def test_a_version_directory_has_its_manifest_only_once_published(tmp_path: Path) -> None:
     storage = FilesystemStorage(tmp_path)
     handle = write(storage, sample())
-    directory = handle.local_path.parent
+    directory = handle.local_dir
 
-    assert handle.local_path.name == f".{DATA_FILE}.partial"
-    assert [p.name for p in directory.iterdir()] == [handle.local_path.name]
+    assert [p.name for p in directory.iterdir()] == [FIRST]
 
-    storage.finalize_cache_write(handle)
+    finalize(storage, handle)
 
-    assert [p.name for p in directory.iterdir()] == [DATA_FILE]
+    assert sorted(p.name for p in directory.iterdir()) == [MANIFEST_FILE, FIRST]
+
+
+def test_carried_files_are_hard_links_that_outlive_the_parent(tmp_path: Path) -> None:
+    storage = FilesystemStorage(tmp_path)
+    parent = publish(storage, sample("parent"))
+    handle = storage.prepare_cache_write("conn", "public", "orders")
+
+    storage.carry_over(handle, parent, [FIRST])
+    child = finalize(storage, handle)
+    storage.delete_prefix(parent)
+
+    assert (handle.local_dir / FIRST).stat().st_nlink == 1
+    assert pq.read_table(handle.local_dir / FIRST).equals(sample("parent"))
+    assert storage.read_manifest(child) is not None
 
 
 def test_urls_are_file_urls_of_the_encoded_directories(tmp_path: Path) -> None:
@@ -28,7 +48,7 @@ def test_urls_are_file_urls_of_the_encoded_directories(tmp_path: Path) -> None:
 
     url = publish(storage, sample(), "a%b", "x y", "é")
 
-    directory = next(tmp_path.glob(f"a%25b/x%20y/%C3%A9/*/{DATA_FILE}")).parent
+    directory = next(tmp_path.glob(f"a%25b/x%20y/%C3%A9/*/{FIRST}")).parent
     assert url == directory.as_uri()
     assert "/a%2525b/x%2520y/%25C3%25A9/" in url
     storage.delete_prefix(url)
@@ -61,7 +81,7 @@ def test_version_directories_do_not_follow_symlinks(tmp_path: Path) -> None:
     version = "20200101T000000000Z-0000abcd"
     outside = tmp_path / "outside" / "s" / "t" / version
     outside.mkdir(parents=True)
-    (outside / DATA_FILE).write_bytes(b"not ours")
+    (outside / LEGACY_DATA_FILE).write_bytes(b"not ours")
     table = tmp_path / "cache" / "c" / "s" / "t"
     table.mkdir(parents=True)
     (table / version).symlink_to(outside, target_is_directory=True)

@@ -12,11 +12,11 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from config import ConfigError
-from refresh.storage import DATA_FILE, S3Storage, StorageError, open_storage, s3
-from tests.storage.test_storage import publish, sample, write
-from tests.support.backends import S3Backend
+from refresh.storage import MANIFEST_FILE, S3Storage, StorageError, open_storage, s3
+from tests.support.backends import S3Backend, version_files
 from tests.support.proxy import pausable_proxy
 from tests.support.seaweedfs import HOST, S3_PORT, SeaweedFS
+from tests.support.stored_versions import FIRST, finalize, publish, sample, write
 
 pytestmark = pytest.mark.integration
 
@@ -28,21 +28,21 @@ def s3_backend(s3_server: SeaweedFS) -> S3Backend:
 
 def test_temporary_directory_is_removed_once_published(s3_backend: S3Backend) -> None:
     handle = write(s3_backend.storage, sample())
-    assert handle.local_path.parent.name.startswith("refresh-")
+    assert handle.local_dir.name.startswith("refresh-")
 
-    s3_backend.storage.finalize_cache_write(handle)
+    finalize(s3_backend.storage, handle)
 
-    assert not handle.local_path.parent.exists()
+    assert not handle.local_dir.exists()
 
 
 def test_temporary_directory_is_removed_when_the_upload_fails(s3_backend: S3Backend) -> None:
     broken = s3_backend.unusable()
     handle = write(broken, sample())
 
-    with pytest.raises(StorageError, match=r"^S3 upload to s3://.*/data\.parquet failed: .*NoSuch"):
-        broken.finalize_cache_write(handle)
+    with pytest.raises(StorageError, match=rf"^S3 upload to s3://.*/{FIRST} failed: .*NoSuch"):
+        finalize(broken, handle)
 
-    assert not handle.local_path.parent.exists()
+    assert not handle.local_dir.exists()
 
 
 PART = 5 * 1024 * 1024  # the smallest part S3 accepts
@@ -61,14 +61,14 @@ def test_delete_prefix_aborts_the_upload_a_dead_server_left_open(
         dying = open_storage(s3_backend.storage.root_url, f"http://{HOST}:{proxy.port}")
         dying._client.meta.events.register("after-call.s3.UploadPart", lambda **_: proxy.close())
         handle = dying.prepare_cache_write("c", "s", "t")
-        handle.local_path.write_bytes(os.urandom(3 * PART))
+        (handle.local_dir / FIRST).write_bytes(os.urandom(3 * PART))
 
         with pytest.raises(StorageError, match="S3 upload to"):
-            dying.finalize_cache_write(handle)
+            finalize(dying, handle)
         with pytest.raises(StorageError):
             dying.abort_cache_write(handle)  # the caller queues the directory for deletion
 
-    assert s3_backend.open_uploads() == {f"cache/c/s/t/{handle.version}/{DATA_FILE}"}
+    assert s3_backend.open_uploads() == {f"cache/c/s/t/{handle.version}/{FIRST}"}
     s3_backend.storage.delete_prefix(handle.url)  # the queued deletion, once the store is back
     assert s3_backend.open_uploads() == set()
     assert s3_backend.everything() == set()
@@ -78,7 +78,7 @@ def test_abort_incomplete_uploads_takes_those_under_the_root_begun_before_the_cu
     s3_backend: S3Backend,
 ) -> None:
     client, bucket = s3_backend.client, s3_backend.bucket
-    keys = {f"cache/c/s/t/v/{DATA_FILE}", "cache2/x", "other/cache/y"}
+    keys = {f"cache/c/s/t/v/{FIRST}", "cache2/x", "other/cache/y"}
     for key in keys:
         upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
         client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"p")
@@ -101,11 +101,11 @@ def test_big_file_goes_up_in_parts(s3_backend: S3Backend, monkeypatch: pytest.Mo
     )
     table = pa.table({"blob": [os.urandom(1024 * 1024) for _ in range(6)]})
     handle = s3_backend.storage.prepare_cache_write("c", "s", "big")
-    pq.write_table(table, handle.local_path, compression="none")
+    pq.write_table(table, handle.local_dir / FIRST, compression="none")
 
-    url = s3_backend.storage.finalize_cache_write(handle)
+    url = finalize(s3_backend.storage, handle)
 
-    key = f"cache/c/s/big/{handle.version}/{DATA_FILE}"
+    key = f"cache/c/s/big/{handle.version}/{FIRST}"
     etag = s3_backend.client.head_object(Bucket=s3_backend.bucket, Key=key)["ETag"]
     assert etag.strip('"').endswith("-2")  # a multipart upload's ETag counts its parts
     assert s3_backend.read(url).equals(table)
@@ -129,7 +129,7 @@ def test_keys_hold_the_encoded_identifiers_literally(s3_backend: S3Backend) -> N
     url = publish(s3_backend.storage, sample(), "a/b", "%", "中文")
 
     assert url.startswith(f"s3://{s3_backend.bucket}/cache/a%2Fb/%25/%E4%B8%AD%E6%96%87/")
-    assert s3_backend.files() == {f"{url.split('/cache/', 1)[1]}/{DATA_FILE}"}
+    assert s3_backend.files() == version_files(url.split("/cache/", 1)[1])
 
 
 def test_the_longest_names_under_the_longest_prefix_fit_in_a_key(
@@ -140,10 +140,11 @@ def test_the_longest_names_under_the_longest_prefix_fit_in_a_key(
 
     url = publish(storage, sample(), *(["x" * 1000] * 3))
 
-    (key,) = s3_backend.everything()
-    assert len(key.encode()) == s3.MAX_KEY_BYTES == 1024
+    keys = s3_backend.everything()
+    assert {k.rsplit("/", 1)[1] for k in keys} == {FIRST, MANIFEST_FILE}
+    assert max(len(k.encode()) for k in keys) == s3.MAX_KEY_BYTES == 1024
     assert s3_backend.read(url).equals(sample())
-    with pytest.raises(ConfigError, match=r"^CACHE_URL: .* at most 214 bytes"):
+    with pytest.raises(ConfigError, match=r"^CACHE_URL: .* at most 208 bytes"):
         open_storage(f"{root}p", s3_server.endpoint_url)
 
 

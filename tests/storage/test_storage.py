@@ -6,45 +6,24 @@ import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from config import ConfigError
 from refresh.storage import (
-    DATA_FILE,
+    LEGACY_DATA_FILE,
+    MANIFEST_FILE,
     MAX_SEGMENT_BYTES,
     VERSION_PATTERN,
-    CacheWriteHandle,
-    Storage,
     StorageError,
     encode_identifier,
     open_storage,
 )
-from tests.support.backends import ROOT, Backend
+from tests.support.backends import ROOT, Backend, version_files
+from tests.support.stored_versions import FIRST, finalize, manifest, publish, sample, write
 
 IDENTIFIERS = ["../x", "a/b", "a%2Fb", "..", ".", "x y", 'we"ird', "é", "中文"]
 # Names whose encodings exceed a file name's 255 bytes; the first two differ in their last byte.
 LONG_NAMES = ["x" * 300, "x" * 299 + "y", "é" * 100, "中" * 300, "a." * 200, "x" * 256]
-
-
-def sample(label: str = "x") -> pa.Table:
-    return pa.table(
-        {
-            "id": pa.array([1, 2, None], pa.int64()),
-            "label": pa.array([label, None, f"{label}!"], pa.string()),
-        }
-    )
-
-
-def write(storage: Storage, table: pa.Table, *names: str) -> CacheWriteHandle:
-    handle = storage.prepare_cache_write(*(names or ("conn", "public", "orders")))
-    pq.write_table(table, handle.local_path, compression="zstd")
-    return handle
-
-
-def publish(storage: Storage, table: pa.Table, *names: str) -> str:
-    return storage.finalize_cache_write(write(storage, table, *names))
 
 
 def parent(url: str) -> str:
@@ -55,15 +34,16 @@ def test_published_version_reads_back_from_its_directory_url(backend: Backend) -
     table = sample()
     handle = write(backend.storage, table)
 
-    url = backend.storage.finalize_cache_write(handle)
+    written = manifest(handle)
+    url = backend.storage.finalize_cache_write(handle, written)
 
     assert url == handle.url
     assert url.startswith(f"{backend.storage.root_url}/")
     assert url.endswith(f"/{handle.version}")
     assert not url.endswith((".parquet", "/"))
-    assert not handle.local_path.exists()
     assert backend.read(url).equals(table)
-    assert backend.files() == {f"conn/public/orders/{handle.version}/{DATA_FILE}"}
+    assert backend.files() == version_files(f"conn/public/orders/{handle.version}")
+    assert backend.storage.read_manifest(url) == written
 
 
 def test_versions_are_unique_and_sort_by_creation(backend: Backend) -> None:
@@ -85,16 +65,17 @@ def test_two_writes_of_one_table_give_two_directories(backend: Backend) -> None:
     assert parent(first) == parent(second)
     assert backend.read(first).equals(sample("first"))
     assert backend.read(second).equals(sample("second"))
-    assert len(backend.files()) == 2
+    assert len(backend.files()) == 4
 
 
 def test_delete_removes_one_file(backend: Backend) -> None:
     gone = publish(backend.storage, sample(), "c", "s", "gone")
     kept = publish(backend.storage, sample(), "c", "s", "kept")
 
-    backend.storage.delete(f"{gone}/{DATA_FILE}")
+    backend.storage.delete(f"{gone}/{FIRST}")
+    backend.storage.delete(f"{gone}/{MANIFEST_FILE}")
 
-    assert backend.files() == {f"c/s/kept/{kept.rsplit('/', 1)[1]}/{DATA_FILE}"}
+    assert backend.files() == version_files(f"c/s/kept/{kept.rsplit('/', 1)[1]}")
 
 
 def test_delete_prefix_removes_whole_segments_only(backend: Backend) -> None:
@@ -114,7 +95,7 @@ def test_delete_prefix_removes_whole_segments_only(backend: Backend) -> None:
 
 
 @pytest.mark.parametrize(
-    "suffix", ["nobody", f"nobody/s/t/20260101T000000000Z-00000000/{DATA_FILE}"]
+    "suffix", ["nobody", f"nobody/s/t/20260101T000000000Z-00000000/{LEGACY_DATA_FILE}"]
 )
 def test_delete_and_delete_prefix_succeed_when_nothing_is_there(
     backend: Backend, suffix: str
@@ -126,14 +107,14 @@ def test_delete_and_delete_prefix_succeed_when_nothing_is_there(
 
 def test_urls_outside_the_root_are_refused(backend: Backend) -> None:
     root = backend.storage.root_url
-    planted = {backend.plant(f"{ROOT}2/x"), backend.plant(f"outside/{DATA_FILE}")}
+    planted = {backend.plant(f"{ROOT}2/x"), backend.plant(f"outside/{LEGACY_DATA_FILE}")}
     inside = publish(backend.storage, sample())
     outside = [
         *planted,
         root,
         f"{root}/",
         f"{root}2/x",
-        f"{root}/../outside/{DATA_FILE}",
+        f"{root}/../outside/{LEGACY_DATA_FILE}",
         f"{root}/a/../../outside",
         f"{root}/./a",
         f"{root}/a//b",
@@ -158,25 +139,24 @@ def test_abort_before_finalize_removes_the_partial_write(backend: Backend) -> No
 
     backend.storage.abort_cache_write(handle)
 
-    assert not handle.local_path.exists()
     assert backend.files() == set()
 
 
 def test_abort_after_finalize_removes_the_version(backend: Backend) -> None:
     kept = publish(backend.storage, sample())
     handle = write(backend.storage, sample())
-    backend.storage.finalize_cache_write(handle)
+    finalize(backend.storage, handle)
 
     backend.storage.abort_cache_write(handle)
 
-    assert backend.files() == {f"conn/public/orders/{kept.rsplit('/', 1)[1]}/{DATA_FILE}"}
+    assert backend.files() == version_files(f"conn/public/orders/{kept.rsplit('/', 1)[1]}")
 
 
 def test_finalize_without_a_written_file_is_refused(backend: Backend) -> None:
     handle = backend.storage.prepare_cache_write("c", "s", "t")
 
     with pytest.raises(StorageError, match="nothing was written"):
-        backend.storage.finalize_cache_write(handle)
+        finalize(backend.storage, handle)
 
     backend.storage.abort_cache_write(handle)
     assert backend.files() == set()
@@ -185,7 +165,7 @@ def test_finalize_without_a_written_file_is_refused(backend: Backend) -> None:
 def test_identifiers_never_escape_the_root_nor_collide(backend: Backend) -> None:
     urls = {name: publish(backend.storage, sample(name), name, name, name) for name in IDENTIFIERS}
 
-    files = backend.files()
+    files = {f for f in backend.files() if f.endswith(FIRST)}
     assert len(files) == len(IDENTIFIERS)
     assert all(name.startswith(f"{ROOT}/") for name in backend.everything())
     for path in files:
@@ -194,7 +174,7 @@ def test_identifiers_never_escape_the_root_nor_collide(backend: Backend) -> None
         assert unquote(connection) in IDENTIFIERS
         assert connection not in ("", ".", "..")
         assert VERSION_PATTERN.fullmatch(version)
-        assert data == DATA_FILE
+        assert data == FIRST
     for name, url in urls.items():
         assert backend.read(url).equals(sample(name))
 
@@ -205,7 +185,7 @@ def test_names_of_any_length_publish_into_bounded_distinct_segments(backend: Bac
     }
 
     files = backend.files()
-    assert len(files) == len(LONG_NAMES)
+    assert len(files) == 2 * len(LONG_NAMES)
     for path in files:
         connection, schema, table, _, _ = path.split("/")
         assert connection == schema == table
@@ -242,17 +222,17 @@ def test_version_directories_are_what_the_layout_places(backend: Backend) -> Non
     before = datetime.now(UTC).replace(microsecond=0)
     names = [("c", "s", "t"), ("c", "s", "t"), ("a/b", "é", "x" * 300)]
     expected = {publish(backend.storage, sample(), *n) for n in names}
-    expected.add(parent(backend.plant(f"{ROOT}/c/s/t/{OLD_VERSION}/{DATA_FILE}")))
+    expected.add(parent(backend.plant(f"{ROOT}/c/s/t/{OLD_VERSION}/{LEGACY_DATA_FILE}")))
     for stray in [
         f"{ROOT}/stray.txt",
-        f"{ROOT}/c/s/t/not-a-version/{DATA_FILE}",
+        f"{ROOT}/c/s/t/not-a-version/{LEGACY_DATA_FILE}",
         f"{ROOT}/c/s/t/20200101T000000000Z-0000beef",  # a file named like a version
-        f"{ROOT}/c/s/t/{OLD_VERSION}x/{DATA_FILE}",
-        f"{ROOT}/c/s/t/20201301T000000000Z-0000abcd/{DATA_FILE}",  # month 13
-        f"{ROOT}/c/s/{OLD_VERSION}/{DATA_FILE}",  # a version's name, not a version's depth
-        f"{ROOT}/c/s/t/u/{OLD_VERSION}/{DATA_FILE}",
-        f"{ROOT}/c/s.s/t/{OLD_VERSION}/{DATA_FILE}",  # a name the encoding never makes
-        f"{ROOT}2/c/s/t/{OLD_VERSION}/{DATA_FILE}",  # beside the root
+        f"{ROOT}/c/s/t/{OLD_VERSION}x/{LEGACY_DATA_FILE}",
+        f"{ROOT}/c/s/t/20201301T000000000Z-0000abcd/{LEGACY_DATA_FILE}",  # month 13
+        f"{ROOT}/c/s/{OLD_VERSION}/{LEGACY_DATA_FILE}",  # a version's name, not a version's depth
+        f"{ROOT}/c/s/t/u/{OLD_VERSION}/{LEGACY_DATA_FILE}",
+        f"{ROOT}/c/s.s/t/{OLD_VERSION}/{LEGACY_DATA_FILE}",  # a name the encoding never makes
+        f"{ROOT}2/c/s/t/{OLD_VERSION}/{LEGACY_DATA_FILE}",  # beside the root
     ]:
         backend.plant(stray)
 

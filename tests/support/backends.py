@@ -21,11 +21,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from refresh.storage import DATA_FILE, S3Storage, Storage, open_storage
+from refresh.storage import MANIFEST_FILE, S3Storage, Storage, open_storage
+from refresh.storage.manifest import part_name
 from tests.support.proxy import pausable_proxy
 from tests.support.seaweedfs import HOST, S3_PORT, SeaweedFS
 
 ROOT = "cache"
+
+
+def version_files(relative: str) -> set[str]:
+    """The files of a one-file version at ``relative`` (a path ``files()`` names)."""
+    return {f"{relative}/{part_name(0)}", f"{relative}/{MANIFEST_FILE}"}
 
 
 class Backend(ABC):
@@ -47,6 +53,10 @@ class Backend(ABC):
         """The service's settings for this storage."""
         return {"CACHE_URL": self.storage.root_url}
 
+    def versions(self) -> set[str]:
+        """The directories under the root that hold files, relative to the root."""
+        return {name.rsplit("/", 1)[0] for name in self.files()}
+
     def open_uploads(self) -> set[str]:
         """Keys of multipart uploads begun and neither completed nor aborted (S3 only)."""
         return set()
@@ -67,7 +77,13 @@ class Backend(ABC):
 
     @abstractmethod
     def read(self, url: str) -> pa.Table:
-        """The table published at version directory ``url``, read without the storage."""
+        """The table published at version directory ``url``, read without the storage: its
+        ``*.parquet`` files in name order, as one table."""
+
+    @abstractmethod
+    def local_directory(self, url: str, scratch: Path) -> Path:
+        """A local directory holding the Parquet files of version ``url`` (S3: downloaded into
+        ``scratch``), for a reader that globs them."""
 
     @abstractmethod
     def plant(self, name: str) -> str:
@@ -122,7 +138,11 @@ class FilesystemBackend(Backend):
                     directory.chmod(0o755)
 
     def read(self, url: str) -> pa.Table:
-        return pq.read_table(Path(url2pathname(urlsplit(url).path)) / DATA_FILE)
+        directory = self.local_directory(url, self.area)
+        return pa.concat_tables(pq.read_table(p) for p in sorted(directory.glob("*.parquet")))
+
+    def local_directory(self, url: str, scratch: Path) -> Path:
+        return Path(url2pathname(urlsplit(url).path))
 
     def plant(self, name: str) -> str:
         path = self.area / name
@@ -167,9 +187,31 @@ class S3Backend(Backend):
         yield storage
 
     def read(self, url: str) -> pa.Table:
-        bucket, key = url.removeprefix("s3://").split("/", 1)
-        body = self.client.get_object(Bucket=bucket, Key=f"{key}/{DATA_FILE}")["Body"].read()
-        return pq.read_table(pa.BufferReader(body))
+        bodies = [
+            self.client.get_object(Bucket=self.bucket, Key=k)["Body"].read()
+            for k in self._parquet(url)
+        ]
+        return pa.concat_tables(pq.read_table(pa.BufferReader(body)) for body in bodies)
+
+    def local_directory(self, url: str, scratch: Path) -> Path:
+        directory = scratch / url.rsplit("/", 1)[1]
+        directory.mkdir(parents=True, exist_ok=True)
+        for key in self._parquet(url):
+            self.client.download_file(self.bucket, key, str(directory / key.rsplit("/", 1)[1]))
+        return directory
+
+    def _parquet(self, url: str) -> list[str]:
+        """The keys of the version's Parquet files, in name order."""
+        key = url.removeprefix(f"s3://{self.bucket}/")
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{key}/"
+        )
+        return sorted(
+            item["Key"]
+            for page in pages
+            for item in page.get("Contents", [])
+            if item["Key"].endswith(".parquet")
+        )
 
     def plant(self, name: str) -> str:
         self.client.put_object(Bucket=self.bucket, Key=name, Body=b"planted")

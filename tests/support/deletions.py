@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from refresh.catalog import Connection, PendingDeletion, Table, TableVersion, utcnow
 from refresh.runtime import Runtime
-from refresh.storage import DATA_FILE
+from refresh.storage import LEGACY_DATA_FILE
 from refresh.storage.base import new_version
 from refresh.versions.deletions import schedule_deletions
 from tests.support.backends import ROOT, Backend
@@ -33,7 +33,9 @@ def plant_versions(
     returns their URLs."""
     names = list(versions) if versions is not None else [new_version() for _ in range(count)]
     return [
-        backend.plant(f"{ROOT}/c/s/{table}/{version}/{DATA_FILE}").removesuffix(f"/{DATA_FILE}")
+        backend.plant(f"{ROOT}/c/s/{table}/{version}/{LEGACY_DATA_FILE}").removesuffix(
+            f"/{LEGACY_DATA_FILE}"
+        )
         for version in names[:count]
     ]
 

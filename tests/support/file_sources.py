@@ -10,6 +10,15 @@ import duckdb
 FILE_SOURCE_TYPES = ("sqlite", "duckdb")
 
 
+def read_file_source(source_type: str, path: Path, sql: str) -> list[tuple]:
+    """The rows of ``sql`` on the SQLite or DuckDB file at ``path``."""
+    conn = sqlite3.connect(path) if source_type == "sqlite" else duckdb.connect(str(path))
+    try:
+        return list(conn.execute(sql).fetchall())
+    finally:
+        conn.close()
+
+
 def make_file_source(
     source_type: str,
     path: Path,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from refresh.sources import Source, build_source
-from tests.support.file_sources import make_file_source
+from tests.support.file_sources import make_file_source, read_file_source
 from tests.support.services import Database, MariaDBServer, PostgresServer
 
 CONNECT_TIMEOUT = 5
@@ -34,6 +34,8 @@ class SourceKind(ABC):
     schema: str
     # Empties a table (formatted with its quoted name): SQLite has no TRUNCATE.
     truncate = "TRUNCATE TABLE {}"
+    # A timestamp without time zone, to microseconds (MariaDB's TIMESTAMP updates itself).
+    timestamp_type = "timestamp"
 
     @abstractmethod
     def quote(self, name: str) -> str: ...
@@ -41,6 +43,10 @@ class SourceKind(ABC):
     @abstractmethod
     def execute(self, *statements: str, rows: tuple[str, list[tuple]] | None = None) -> None:
         """Run DDL, then insert ``rows`` (statement with ``?`` placeholders, parameter tuples)."""
+
+    @abstractmethod
+    def fetch(self, sql: str) -> list[tuple]:
+        """The rows of a query, as the engine's driver gives them."""
 
     @abstractmethod
     def source(self) -> Source: ...
@@ -59,6 +65,8 @@ class SourceKind(ABC):
 
 
 class MySQLKind(SourceKind):
+    timestamp_type = "datetime(6)"
+
     def __init__(self, mariadb: MariaDBServer, db: Database) -> None:
         self.mariadb, self.db, self.schema = mariadb, db, db.database
 
@@ -71,6 +79,11 @@ class MySQLKind(SourceKind):
                 cur.execute(statement)
             if rows:
                 cur.executemany(rows[0].replace("?", "%s"), rows[1])
+
+    def fetch(self, sql: str) -> list[tuple]:
+        with self.mariadb.connect(self.db) as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            return list(cur.fetchall())
 
     def source(self) -> Source:
         return build_source("mysql", self.db.config(), None, CONNECT_TIMEOUT)
@@ -105,6 +118,10 @@ class PostgresKind(SourceKind):
             if rows:
                 conn.cursor().executemany(rows[0].replace("?", "%s"), rows[1])
 
+    def fetch(self, sql: str) -> list[tuple]:
+        with self.postgres.connect(self.db) as conn:
+            return list(conn.execute(sql).fetchall())
+
     def source(self) -> Source:
         return build_source("postgres", self.db.config(), None, CONNECT_TIMEOUT, read_streams=4)
 
@@ -134,6 +151,9 @@ class FileKind(SourceKind):
 
     def execute(self, *statements: str, rows: tuple[str, list[tuple]] | None = None) -> None:
         make_file_source(self.source_type, self.path, *statements, rows=rows)
+
+    def fetch(self, sql: str) -> list[tuple]:
+        return read_file_source(self.source_type, self.path, sql)
 
     def source(self) -> Source:
         return build_source(*self.registration(), None, CONNECT_TIMEOUT)

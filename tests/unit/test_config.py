@@ -127,9 +127,9 @@ def test_bad_value_stops_start_up_with_one_line(tmp_path: Path) -> None:
     ("environ", "line"),
     [
         (
-            {"CACHE_URL": f"s3://bucket/{'p' * 215}"},
-            "configuration error: CACHE_URL: the prefix of an s3:// cache URL is at most 214 "
-            "bytes, so that every key fits in S3's 1024; got 215",
+            {"CACHE_URL": f"s3://bucket/{'p' * 209}"},
+            "configuration error: CACHE_URL: the prefix of an s3:// cache URL is at most 208 "
+            "bytes, so that every key fits in S3's 1024; got 209",
         ),
         (
             {"CACHE_URL": "s3://bucket/cache", "S3_ENDPOINT_URL": "http://a b"},

@@ -1,4 +1,5 @@
-"""Parquet files as readers see them: row groups, dictionary choice, empty tables, read-ahead."""
+"""Parquet files as readers see them: row groups, dictionary choice, empty tables, roll-over to
+a new file, the statistics manifests keep."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
-from refresh.common.parquet import ROW_GROUP_ROWS, write_parquet
+from refresh.common import parquet
+from refresh.common.parquet import ROW_GROUP_ROWS, write_parquet_files
 
 SCHEMA = pa.schema([("id", pa.int64()), ("status", pa.string()), ("note", pa.string())])
 
@@ -24,20 +27,21 @@ def batches(rows: int, size: int) -> Iterator[pa.RecordBatch]:
 
 def test_row_groups_do_not_depend_on_the_drivers_batch_size(tmp_path: Path) -> None:
     rows = 3 * ROW_GROUP_ROWS + 5
-    written = write_parquet(batches(rows, 1024), tmp_path / "a.parquet", SCHEMA)
-    meta = pq.ParquetFile(tmp_path / "a.parquet").metadata
+    [written] = write_parquet_files(batches(rows, 1024), tmp_path, SCHEMA)
+    assert written.name == "part-00000.parquet"
+    meta = pq.ParquetFile(tmp_path / written.name).metadata
     assert written.rows == rows
-    assert written.bytes == (tmp_path / "a.parquet").stat().st_size
+    assert written.bytes == (tmp_path / written.name).stat().st_size
     assert meta.num_row_groups == 4
     assert {meta.row_group(i).num_rows for i in range(3)} == {ROW_GROUP_ROWS}
     assert meta.row_group(0).column(0).compression == "ZSTD"
-    table = pq.read_table(tmp_path / "a.parquet")
+    table = pq.read_table(tmp_path / written.name)
     assert table.column("id").to_pylist() == list(range(rows))
 
 
 def test_only_repeating_columns_are_dictionary_encoded(tmp_path: Path) -> None:
-    write_parquet(batches(50_000, 10_000), tmp_path / "a.parquet", SCHEMA)
-    group = pq.ParquetFile(tmp_path / "a.parquet").metadata.row_group(0)
+    [written] = write_parquet_files(batches(50_000, 10_000), tmp_path, SCHEMA)
+    group = pq.ParquetFile(tmp_path / written.name).metadata.row_group(0)
     encodings = {group.column(i).path_in_schema: group.column(i).encodings for i in range(3)}
     assert "RLE_DICTIONARY" in encodings["status"]
     assert "RLE_DICTIONARY" not in encodings["note"]
@@ -45,8 +49,31 @@ def test_only_repeating_columns_are_dictionary_encoded(tmp_path: Path) -> None:
 
 
 def test_an_empty_stream_gives_a_readable_empty_file(tmp_path: Path) -> None:
-    written = write_parquet(iter([]), tmp_path / "a.parquet", SCHEMA)
+    [written] = write_parquet_files(iter([]), tmp_path, SCHEMA)
     assert written.rows == 0
-    table = pq.read_table(tmp_path / "a.parquet")
+    table = pq.read_table(tmp_path / written.name)
     assert table.num_rows == 0
     assert table.schema == SCHEMA
+
+
+def test_an_empty_stream_may_give_no_file(tmp_path: Path) -> None:
+    assert write_parquet_files(iter([]), tmp_path, SCHEMA, at_least_one=False) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_files_roll_over_at_their_size_and_keep_their_statistics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(parquet, "FILE_BYTES", 1)  # a new file after every row group
+    rows = 2 * ROW_GROUP_ROWS + 7
+
+    written = write_parquet_files(batches(rows, 4096), tmp_path, SCHEMA, 3, ["id", "status"])
+
+    assert [f.name for f in written] == [f"part-0000{n}.parquet" for n in (3, 4, 5)]
+    assert [f.rows for f in written] == [ROW_GROUP_ROWS, ROW_GROUP_ROWS, 7]
+    assert written[1].stats == {
+        "id": (ROW_GROUP_ROWS, 2 * ROW_GROUP_ROWS - 1),
+        "status": ("new", "paid"),
+    }
+    table = pq.read_table(tmp_path)
+    assert sorted(table.column("id").to_pylist()) == list(range(rows))

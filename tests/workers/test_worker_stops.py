@@ -54,7 +54,7 @@ def test_sigterm_fails_the_running_table_cleanly(
     assert info["current_path"] == slowed
     assert [v["status"] for v in info["versions"]] == ["failed", "current"]
     assert info["versions"][0]["error"] == job["error"]
-    assert len(cache.files()) == 1  # the half-written version was removed
+    assert len(cache.versions()) == 1  # the half-written version was removed
 
 
 def test_a_killed_worker_s_job_is_failed_and_its_claim_taken_over(
