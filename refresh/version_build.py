@@ -95,7 +95,7 @@ def plan_version(
     if cursor is not None and not is_cursor_type(cursor.arrow_type):
         cursor = None
     mode = RefreshMode(settings.refresh_mode)
-    key = settings.primary_key or () if mode == RefreshMode.MERGE else ()
+    key = (settings.primary_key or ()) if mode == RefreshMode.MERGE else ()
     whole = Plan(RefreshMode.FULL, cursor, key)
     if mode == RefreshMode.FULL or full or cursor is None:
         return whole

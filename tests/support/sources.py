@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import pyarrow as pa
 
-from refresh.sources.base import DiscoveredTable, Source
+from refresh.sources.base import DiscoveredTable, Since, Source
 
 # Names that break naive SQL building: quotes of every dialect, dots, spaces, non-ASCII, percent
 # signs (pyformat drivers) and an injection attempt.
@@ -24,16 +24,20 @@ def types_of(table: DiscoveredTable) -> dict[str, pa.DataType]:
     return {column.name: column.arrow_type for column in table.columns}
 
 
-def read_batches(source: Source, table: DiscoveredTable) -> list[pa.RecordBatch]:
-    with source.read(table) as batches:
+def read_batches(
+    source: Source, table: DiscoveredTable, since: Since | None = None
+) -> list[pa.RecordBatch]:
+    with source.read(table, since) as batches:
         collected = list(batches)
     for batch in collected:
         assert batch.schema == table.arrow_schema()
     return collected
 
 
-def read_rows(source: Source, table: DiscoveredTable) -> list[dict[str, object]]:
-    batches = read_batches(source, table)
+def read_rows(
+    source: Source, table: DiscoveredTable, since: Since | None = None
+) -> list[dict[str, object]]:
+    batches = read_batches(source, table, since)
     return pa.Table.from_batches(batches, schema=table.arrow_schema()).to_pylist()
 
 
