@@ -4,14 +4,14 @@
 An incremental refresh reads the rows whose cursor is at least the lower bound (the current
 version's watermark less ``cursor_overlap``: the slice of the current version it covers again);
 the source may send more, they are filtered here exactly. The new version is the current one's
-files, carried over untouched (hard links, S3 copies), plus the rows read, so that a row tied
-at the boundary, or committed late within the overlap, is in it exactly once:
-
-- append keeps every file of the current version, and drops from the rows read those equal to a
-  row of the slice (each such row once): only new rows are added, and no file is rewritten;
-- merge drops the slice from the current version, and every row whose primary key the read
-  brought again: the files that may hold such a row (by the manifest's ``[min, max]`` of the
-  cursor and of the first primary key column) are rewritten without them.
+files, carried over untouched (hard links, S3 copies), plus the rows read but those equal to a
+row of the slice (each such row once, a multiset difference): a row tied at the boundary, or
+read again within the overlap, is in it exactly once, and a row committed late within the
+overlap is added. Append stops there: no file is rewritten. Merge also drops from the current
+version every row whose primary key the rows added bring again: the files that may hold such a
+key (by the manifest's ``[min, max]`` of the first primary key column) are rewritten without
+them. The slice is read from the files, and row groups, whose cursor reaches the lower bound
+(by the manifest's ``[min, max]`` of the cursor).
 
 Rows whose cursor is NULL are kept as they are; only a full refresh sees them change. A full
 version comes instead on the table's first refresh, when its columns changed at the source (or
@@ -134,7 +134,7 @@ def build_version(
     parent = plan.parent
     first = 0 if parent is None else parent.next_part
     tracker = _Tracker(plan)
-    if parent is not None and plan.mode == RefreshMode.APPEND:
+    if parent is not None:
         tracker.known = _slice(rt, parent)
     since = None if parent is None else Since(parent.cursor.name, parent.since)
     with read(since) as batches:
@@ -185,7 +185,7 @@ class _Tracker:
     rows: int = 0
     highest: CursorValue | None = None
     key_parts: list[pa.Table] = field(default_factory=list)
-    # Append: the rows of the slice the current version already holds, dropped once each.
+    # The rows of the slice the current version already holds, dropped once each when read again.
     known: Counter[tuple[object, ...]] = field(default_factory=Counter)
 
     def track(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -200,15 +200,17 @@ class _Tracker:
                 top = pc.max(values).as_py()
                 if top is not None and (self.highest is None or top > self.highest):
                     self.highest = top
+            self.rows += batch.num_rows
+            if self.known:
+                batch = self._unknown(batch)
             if self.plan.primary_key and self.plan.parent is not None and batch.num_rows:
                 self.key_parts.append(pa.Table.from_batches([batch.select(self.plan.primary_key)]))
-            self.rows += batch.num_rows
-            yield self._unknown(batch) if self.known else batch
+            yield batch
 
     def _unknown(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """The batch without the rows the current version holds already (append)."""
         parent = self.plan.parent
-        assert parent is not None  # ``known`` is only filled for an incremental append
+        assert parent is not None  # ``known`` is only filled for an incremental refresh
         upper = pa.scalar(parent.watermark, type=parent.cursor.arrow_type)
         inside = pc.fill_null(pc.less_equal(batch.column(parent.cursor.name), upper), False)
         positions = pc.indices_nonzero(inside).to_pylist()
@@ -285,20 +287,17 @@ def _row_key(row: dict[str, object]) -> tuple[object, ...]:
 def _split(
     parent: Parent, plan: Plan, tracker: _Tracker
 ) -> tuple[list[ManifestFile], list[ManifestFile]]:
-    """The parent's files to carry over as they are, and those that may hold a replaced row."""
-    if plan.mode == RefreshMode.APPEND:
-        return list(parent.manifest.files), []
+    """The parent's files to carry over as they are, and those that may hold a row whose primary
+    key the read brought (merge)."""
     primary_key = plan.primary_key
     keys = tracker.keys()
-    key_range = None
-    if primary_key and keys is not None:
-        bounds = pc.min_max(keys.column(primary_key[0]))
-        key_range = (keys.schema.field(primary_key[0]).type, bounds)
+    if plan.mode == RefreshMode.APPEND or not primary_key or keys is None:
+        return list(parent.manifest.files), []
+    bounds = pc.min_max(keys.column(primary_key[0]))
+    key_type = keys.schema.field(primary_key[0]).type
     kept, affected = [], []
     for file in parent.manifest.files:
-        if _may_hold(file, parent.cursor, parent.since) or (
-            key_range is not None and _overlaps(file, primary_key[0], *key_range)
-        ):
+        if _overlaps(file, primary_key[0], key_type, bounds):
             affected.append(file)
         else:
             kept.append(file)
@@ -331,16 +330,13 @@ def _rows_kept(
     primary_key: Sequence[str],
     keys: pa.Table | None,
 ) -> Iterator[pa.RecordBatch]:
-    """The rows of the parent's ``files`` that the new read does not replace."""
-    bound = pa.scalar(parent.since, type=parent.cursor.arrow_type)
+    """The rows of the parent's ``files`` whose primary key the read did not bring."""
+    if keys is None:
+        return
     for file in files:
         with rt.storage.local_file(parent.url, file.name) as path:
             for batch in pq.ParquetFile(path).iter_batches(BATCH_ROWS):
-                cursor = batch.column(parent.cursor.name)
-                replaced = pc.fill_null(pc.greater_equal(cursor, bound), False)
-                if primary_key and keys is not None:
-                    replaced = pc.or_(replaced, _known(batch, keys, primary_key))
-                yield batch.filter(pc.invert(replaced))
+                yield batch.filter(pc.invert(_known(batch, keys, primary_key)))
 
 
 def _known(batch: pa.RecordBatch, keys: pa.Table, primary_key: Sequence[str]) -> pa.Array:

@@ -170,6 +170,7 @@ def test_merge_applies_updates_by_key_and_a_full_refresh_reconciles_deletes(
     table.refresh()
     table.kind.execute(
         f"UPDATE t SET v = 'changed', stamp = '{minutes(10)}' WHERE id = 2",
+        "UPDATE t SET v = 'changed too' WHERE id = 5",  # within the overlap, its cursor kept
         "DELETE FROM t WHERE id = 3",
     )
     table.insert((6, minutes(11), "new"))
@@ -178,10 +179,11 @@ def test_merge_applies_updates_by_key_and_a_full_refresh_reconciles_deletes(
 
     assert merged["refresh_mode"] == "merge"
     cached = table.cached()
-    # Rows 4 and 5, within the overlap, were read again and not doubled; the delete of row 3,
-    # below it, is not seen.
+    # Rows 4 and 5, within the overlap, were read again and not doubled; the delete of row 3
+    # is not seen.
     assert [int(row[0]) for row in cached] == [1, 2, 3, 4, 5, 6]
     assert cached[1] == ("2", str(minutes(10)), "changed")
+    assert cached[4] == ("5", str(minutes(5)), "changed too")
     assert table.info()["watermark"] == minutes(11).isoformat()
     assert table.refresh(full=True)["refresh_mode"] == "full"
     assert table.matches_source()
