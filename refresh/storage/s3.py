@@ -14,6 +14,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,8 @@ _MiB = 1024 * 1024
 
 # DeleteObjects takes at most 1000 keys, and a ListObjectsV2 page holds at most 1000.
 DELETE_BATCH = 1000
+# Server-side copies of a version's files in flight at once (boto3's pool keeps 10 connections).
+COPY_CONCURRENCY = 8
 
 MAX_KEY_BYTES = 1024
 # "{prefix}/{path below the root}" must fit in a key whatever the names.
@@ -173,8 +176,11 @@ class S3Storage(Storage):
     def _carry_over(
         self, handle: CacheWriteHandle, parent: Sequence[str], names: Sequence[str]
     ) -> None:
+        """Server-side copies, a few at once: each costs the server about what its bytes cost,
+        one after the other a table of many files would wait for the sum."""
         segments = self._segments(handle.url)
-        for name in names:
+
+        def copy(name: str) -> None:
             try:
                 self._client.copy_object(
                     Bucket=self._bucket,
@@ -183,6 +189,9 @@ class S3Storage(Storage):
                 )
             except _S3_ERRORS as error:
                 raise _storage_error("copy to", f"{handle.url}/{name}", error) from error
+
+        with ThreadPoolExecutor(COPY_CONCURRENCY, thread_name_prefix="s3-copy") as pool:
+            list(pool.map(copy, names))
 
     def _read_file(self, segments: Sequence[str]) -> bytes | None:
         try:
