@@ -204,8 +204,6 @@ def refresh_table(
     name = f"{schema_name}.{table_name} (connection {connection_id})"
     with open_source() as source:
         fingerprint = None
-        # The version written, for the answer (None: this refresh wrote none).
-        written: Written | None = None
         if rules.if_changed:
             check = {key: settings.check_sql if settings else None}
             fingerprint = take_fingerprints(rt, source, check)[key]

@@ -270,3 +270,22 @@ def test_the_hold_compares_the_new_versions_rows_not_the_rows_read(table: Table)
     assert "held" not in answer
     assert table.info()["row_count"] == 51
     assert table.matches_source()
+
+
+def test_a_connection_wide_refresh_refreshes_each_table_by_its_mode(table: Table) -> None:
+    table.insert(*((n, minutes(n), f"row {n}") for n in range(1, 4)))
+    table.register(refresh_mode="append", cursor_column="stamp")
+    table.refresh()
+    table.insert((4, minutes(4), "d"))
+    connection = {"connection_id": "src", "data": True, "async": False}
+
+    incremental = table.client.post("/refresh", json=connection)
+    assert incremental.status_code == 200, incremental.get_json()
+    assert incremental.get_json()["total_rows"] == 2  # the row on the watermark, the new one
+    assert table.info()["versions"][0]["mode"] == "append"
+    assert table.matches_source()
+
+    full = table.client.post("/refresh", json={**connection, "full": True})
+    assert full.status_code == 200, full.get_json()
+    assert full.get_json()["total_rows"] == 4
+    assert table.info()["versions"][0]["mode"] == "full"

@@ -131,6 +131,10 @@ INVALID = {
         ["--connection", "shop", "--if-changed"],
         {"connection_id": "shop", "if_changed": True},
     ),
+    "a full refresh of a schema": (
+        ["--connection", "shop", "--full"],
+        {"connection_id": "shop", "full": True},
+    ),
     "a change check both skipped and asked for": (
         ["--connection", "shop", "--data", "--if-changed", "--force"],
         {"connection_id": "shop", "data": True, "if_changed": True, "force": True},
@@ -214,6 +218,7 @@ def test_a_version_the_hold_keeps_back_is_said_and_force_publishes_it(
         "connection_id": "shop",
         "schema_name": "public",
         "table_name": "items",
+        "refresh_mode": "full",
         "rows_synced": 0,
     }
     assert table_info(client, "shop", "public", "items")["row_count"] == 0
