@@ -285,7 +285,7 @@ def test_a_failing_stream_publishes_nothing(
     assert info["current_path"] == previous
     assert [v["status"] for v in info["versions"]] == ["failed", "current"]
     assert cache.read(previous).num_rows == 2000
-    assert len(cache.files()) == 1  # the failed attempt left nothing behind
+    assert len(cache.versions()) == 1  # the failed attempt left nothing behind
 
 
 def test_interrupt_ends_a_read_whose_host_froze(
