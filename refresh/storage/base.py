@@ -44,7 +44,7 @@ _ENCODED_SEGMENT = re.compile(r"(?:[A-Za-z0-9_~-]|%[0-9A-F]{2})+")
 
 # A file name's limit on Linux filesystems (NAME_MAX); S3 allows longer, the layout is one.
 MAX_SEGMENT_BYTES = 255
-# The longest path below the root: connection, schema and table segments, version, data file.
+# The longest path below the root: connection, schema and table segments, version, a file.
 MAX_PATH_BELOW_ROOT_BYTES = 3 * (MAX_SEGMENT_BYTES + 1) + VERSION_BYTES + 1 + _LONGEST_FILE
 
 # quote() never encodes "~", so "%7E" is in no plain encoding: a shortened segment can never
