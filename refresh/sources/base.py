@@ -165,6 +165,19 @@ class Source(ABC):
         """
         return dict.fromkeys(tables)
 
+    def size_estimates(
+        self, tables: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], int | None]:
+        """Each table's size in bytes at the source, as its statistics say, for all of ``tables``
+        in one query: no scan, no lock, possibly stale. None where the source keeps none (a view,
+        a table never analysed).
+
+        A connection-wide refresh plans its batches with it before a table has a version of its
+        own to measure (``refresh.connection_refresh``); only balance depends on it. This default
+        knows nothing: every table is None.
+        """
+        return dict.fromkeys(tables)
+
     @abstractmethod
     def run_check(self, sql: str) -> tuple[object, ...]:
         """The one row of a table's ``check_sql`` (validated by ``refresh.check_sql``), run in
