@@ -49,7 +49,7 @@ import re
 import ssl
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import closing, contextmanager, suppress
 from datetime import datetime
 from typing import Any, ClassVar
@@ -311,23 +311,14 @@ class MySQLSource(Source):
             result[key] = f"my1:{digest}"
         return result
 
-    def size_estimates(
-        self, tables: Collection[tuple[str, str]]
-    ) -> dict[tuple[str, str], int | None]:
-        result: dict[tuple[str, str], int | None] = dict.fromkeys(tables)
-        if not tables:
-            return result
+    def _table_sizes(self, tables: list[tuple[str, str]]) -> Iterable[tuple[str, str, Any]]:
         with (
             source_errors(self._secrets, _DRIVER_ERRORS),
             closing(self.connect()) as connection,
             connection.cursor() as cursor,
         ):
-            cursor.execute(_SIZES_SQL, {"only": [tuple(pair) for pair in tables]})
-            rows = cursor.fetchall()
-        for schema, table, size in rows:
-            if (schema, table) in result and size is not None:
-                result[schema, table] = int(size)
-        return result
+            cursor.execute(_SIZES_SQL, {"only": tables})
+            return cursor.fetchall()
 
     def _innodb(
         self, cursor: pymysql.cursors.Cursor, names: list[str]

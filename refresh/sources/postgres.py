@@ -63,7 +63,7 @@ import re
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
@@ -401,18 +401,9 @@ class PostgresSource(Source):
                 result[schema, table] = f"pg1:{digest}"
         return result
 
-    def size_estimates(
-        self, tables: Collection[tuple[str, str]]
-    ) -> dict[tuple[str, str], int | None]:
-        result: dict[tuple[str, str], int | None] = dict.fromkeys(tables)
-        if not tables:
-            return result
+    def _table_sizes(self, tables: list[tuple[str, str]]) -> Iterable[tuple[str, str, Any]]:
         with self._asking() as connection:
-            rows = connection.execute(_SIZE_SQL, _named(tables)).fetchall()
-        for schema, table, size in rows:
-            if (schema, table) in result and size is not None:
-                result[schema, table] = int(size)
-        return result
+            return connection.execute(_SIZE_SQL, _named(tables)).fetchall()
 
     @contextmanager
     def _asking(self) -> Iterator[psycopg.Connection]:
