@@ -35,6 +35,7 @@ from refresh.connection_refresh import (
     plan_batches,
     summarize,
     tables_to_refresh,
+    with_source_sizes,
 )
 from refresh.data_refresh import ChangeRules, Joining, TableOutcome
 from refresh.jobs import Progress
@@ -159,6 +160,7 @@ def refresh_connection(
         progress.start(job.connection, job.id, len(tables), rt.settings.job_result_ttl_seconds)
         if not tables:
             return asdict(summarize(connection_id, [], duration_ms=0))
+        tables = with_source_sizes(rt, connection_id, tables)
         batches = plan_batches(tables, batch_slots(rt.settings))
         rules = ChangeRules(if_changed=if_changed, force=force, full=full)
         _fan_out(rt, job, connection_id, batches, rules)

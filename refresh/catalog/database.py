@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 # (503) instead of holding its thread for the system's TCP timeout (about 2 minutes); a catalog
 # host that vanishes mid-query (its kernel no longer acknowledges) fails it after
 # TCP_USER_TIMEOUT_MS. A server that is up but stopped answering still holds the request:
-# libpq has no read timeout (docs/decisions.md).
+# libpq has no read timeout (docs/decisions.md, D31).
 CONNECT_TIMEOUT_SECONDS = 5
 TCP_USER_TIMEOUT_MS = 30_000
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -199,6 +199,30 @@ class Source(ABC):
         and ``interrupt``s it). This default knows nothing: every table is None.
         """
         return dict.fromkeys(tables)
+
+    def size_estimates(
+        self, tables: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], int | None]:
+        """Each table's size in bytes at the source, as its statistics say, for all of ``tables``
+        in one query: no scan, no lock, possibly stale. None where the source keeps none (a view,
+        a table never analysed).
+
+        A connection-wide refresh plans its batches with it before a table has a version of its
+        own to measure (``refresh.connection_refresh``); only balance depends on it. A source
+        with such statistics gives them through ``_table_sizes``.
+        """
+        found: dict[tuple[str, str], int | None] = dict.fromkeys(tables)
+        if found:
+            for schema, table, size in self._table_sizes(list(found)):
+                # a server may compare names case-insensitively: only the names asked for count
+                if (schema, table) in found and size is not None:
+                    found[schema, table] = int(size)
+        return found
+
+    def _table_sizes(self, tables: list[tuple[str, str]]) -> Iterable[tuple[str, str, Any]]:
+        """``(schema, table, bytes or None)`` for the ``tables`` the source has statistics of,
+        in one query; sources that keep none have nothing to give."""
+        return ()
 
     @abstractmethod
     def run_check(self, sql: str) -> tuple[object, ...]:

@@ -63,7 +63,7 @@ import re
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
@@ -214,7 +214,9 @@ WHERE datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_da
   AND (state IS DISTINCT FROM 'idle'
        OR state_change > statement_timestamp() - make_interval(secs => %(idle)s))
 """
-_FINGERPRINT_SQL = """
+# The relations asked for (``target``) and, for each, itself and every partition or inheritance
+# child below it (``tree``): what a read of the table returns rows from.
+_TABLE_TREES = """
 WITH RECURSIVE target AS (
     SELECT w.schema_name, w.table_name, c.oid, c.relkind, c.xmin::text AS row_version
     FROM unnest(%(schemas)s::text[], %(tables)s::text[]) AS w(schema_name, table_name)
@@ -225,6 +227,10 @@ WITH RECURSIVE target AS (
   UNION
     SELECT tree.root, i.inhrelid FROM tree JOIN pg_catalog.pg_inherits i ON i.inhparent = tree.relid
 )
+"""
+_FINGERPRINT_SQL = (
+    _TABLE_TREES
+    + """
 SELECT t.schema_name, t.table_name, t.oid, t.row_version,
        (SELECT bool_and(m.relkind IN ('r', 'p', 'm'))
         FROM tree JOIN pg_catalog.pg_class m ON m.oid = tree.relid WHERE tree.root = t.oid),
@@ -246,6 +252,23 @@ SELECT t.schema_name, t.table_name, t.oid, t.row_version,
            pg_catalog.pg_postmaster_start_time())
 FROM target t
 """
+)
+# Pages as of the last VACUUM or ANALYZE (the table's and its TOAST table's), read from pg_class:
+# pg_table_size would wait for the lock of a running ALTER or TRUNCATE. A relation never
+# analysed (reltuples -1) or not a table (a view, a foreign table) has no size.
+_SIZE_SQL = (
+    _TABLE_TREES
+    + """
+SELECT t.schema_name, t.table_name,
+       (SELECT CASE WHEN bool_and(m.relkind = 'p' OR (m.relkind IN ('r', 'm') AND m.reltuples >= 0))
+               THEN sum(m.relpages + coalesce(toast.relpages, 0))::bigint
+                    * current_setting('block_size')::bigint END
+        FROM tree JOIN pg_catalog.pg_class m ON m.oid = tree.relid
+        LEFT JOIN pg_catalog.pg_class toast ON toast.oid = m.reltoastrelid
+        WHERE tree.root = t.oid)
+FROM target t
+"""
+)
 
 # An error of the server in the middle of the COPY reaches Python as the OSError of pyarrow's
 # stream reader.
@@ -270,6 +293,11 @@ def _select_item(column: Column) -> str:
     if read_as_text(column):
         return f"{name}::text"
     return name
+
+
+def _named(tables: Collection[tuple[str, str]]) -> dict[str, list[str]]:
+    """``tables`` as the parameters of ``_TABLE_TREES``."""
+    return {"schemas": [schema for schema, _ in tables], "tables": [table for _, table in tables]}
 
 
 class PostgresSource(Source):
@@ -363,11 +391,26 @@ class PostgresSource(Source):
         result: dict[tuple[str, str], str | None] = dict.fromkeys(tables)
         if not tables:
             return result
+        with self._asking() as connection:
+            if not self._settle(connection):
+                return result
+            rows = connection.execute(_FINGERPRINT_SQL, _named(tables)).fetchall()
+        for schema, table, oid, row_version, usable, columns, members, counting, epoch in rows:
+            if (schema, table) in result and usable and counting:
+                parts = [oid, row_version, columns, members, epoch]
+                digest = hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+                result[schema, table] = f"pg1:{digest}"
+        return result
+
+    def _table_sizes(self, tables: list[tuple[str, str]]) -> Iterable[tuple[str, str, Any]]:
+        with self._asking() as connection:
+            return connection.execute(_SIZE_SQL, _named(tables)).fetchall()
+
+    @contextmanager
+    def _asking(self) -> Iterator[psycopg.Connection]:
+        """The kept connection for a question about tables: interruptible, its errors the
+        source's."""
         self._stopper.check()
-        params = {
-            "schemas": [schema for schema, _ in tables],
-            "tables": [table for _, table in tables],
-        }
         with (
             source_errors(self._secrets, _DRIVER_ERRORS),
             self._kept() as connection,
@@ -376,15 +419,7 @@ class PostgresSource(Source):
             ),
             self._stopper.explaining(),
         ):
-            if not self._settle(connection):
-                return result
-            rows = connection.execute(_FINGERPRINT_SQL, params).fetchall()
-        for schema, table, oid, row_version, usable, columns, members, counting, epoch in rows:
-            if (schema, table) in result and usable and counting:
-                parts = [oid, row_version, columns, members, epoch]
-                digest = hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
-                result[schema, table] = f"pg1:{digest}"
-        return result
+            yield connection
 
     def _settle(self, connection: psycopg.Connection) -> bool:
         """Wait until no other session present now may still hold unflushed counts (see the

@@ -3,7 +3,7 @@ keeps a good cache from an emptied source, and the table views and metrics follo
 refreshes.
 
 A source's fingerprint may be missing for a moment after a write (statistics or change times
-settling: docs/decisions.md), and a missing one means "changed"; so a test waits, with a
+settling: docs/decisions.md, D69-D71), and a missing one means "changed"; so a test waits, with a
 deadline, for a check to find a table unchanged, but asserts at once that a committed change is
 never missed.
 """

@@ -3,8 +3,8 @@
 untouched table keeps it.
 
 A fingerprint may be None for a while after a write (statistics or change times settling, see
-docs/decisions.md); ``settled`` polls until the source gives one, so each comparison is between
-two real fingerprints, not "None means changed".
+docs/decisions.md, D69-D71); ``settled`` polls until the source gives one, so each comparison
+is between two real fingerprints, not "None means changed".
 """
 
 from __future__ import annotations

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from refresh.connection_refresh import (
     MIN_BATCH_BYTES,
+    PARQUET_BYTES_PER_SOURCE_BYTE,
     TABLE_OVERHEAD_BYTES,
     UNKNOWN_TABLE_BYTES,
     TableToRefresh,
@@ -60,3 +63,21 @@ def test_tables_never_cached_count_as_a_standard_size() -> None:
     (only,) = tables(None)
     assert only.cost == TABLE_OVERHEAD_BYTES + UNKNOWN_TABLE_BYTES
     assert plan_batches([], slots=2) == []
+
+
+def test_tables_never_cached_count_as_the_source_says_and_a_version_outweighs_it() -> None:
+    # 1,000 small uncached tables: two batches of the minimum size (four at the standard size)
+    small = [replace(t, source_bytes=160 * 1024) for t in tables(*[None] * 1000)]
+    assert len(plan_batches(small, slots=2)) == 2
+
+    # an uncached table the source calls big gets a batch of its own
+    big = replace(tables(None)[0], table_name="big", source_bytes=10 * 1024 * MB)
+    batches = plan_batches([big, *small], slots=2)
+    assert [b for b in batches if big in b] == [[big]]
+
+    cached = replace(tables(MB)[0], source_bytes=10 * 1024 * MB)
+    assert cached.cost == TABLE_OVERHEAD_BYTES + MB
+    assert (
+        replace(tables(None)[0], source_bytes=100 * MB).cost
+        == TABLE_OVERHEAD_BYTES + 100 * MB * PARQUET_BYTES_PER_SOURCE_BYTE
+    )
