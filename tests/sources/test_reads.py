@@ -79,10 +79,9 @@ def test_an_incremental_read_sends_the_rows_from_its_bound(
             + [(6, None, None)],
         ),
     )
-    src = kind.source()
-    [table] = src.discover(only=[(kind.schema, "t")])
-
-    rows = read_rows(src, table, Since(column, bound))  # type: ignore[arg-type]
+    with kind.source() as src:  # closed: its kept connections end with the test
+        [table] = src.discover(only=[(kind.schema, "t")])
+        rows = read_rows(src, table, Since(column, bound))  # type: ignore[arg-type]
 
     # Exactly these here (a source may send more: the refresh filters again), ties included.
     assert sorted(row["id"] for row in rows) == ids
