@@ -114,7 +114,12 @@ def _apply(
     now: datetime,
 ) -> CatalogChanges:
     query = select(
-        Table.id, Table.schema_name, Table.table_name, Table.schema_hash, Table.removed_at
+        Table.id,
+        Table.schema_name,
+        Table.table_name,
+        Table.schema_hash,
+        Table.primary_key,
+        Table.removed_at,
     ).where(Table.connection_id == connection_id)
     if scope is not None:
         # A single-table refresh must not read every table of a connection with thousands.
@@ -135,11 +140,14 @@ def _apply(
                     "table_name": table.table_name,
                     "arrow_schema": {"columns": table.columns_json()},
                     "schema_hash": schema_hash,
+                    "primary_key": list(table.primary_key),
                     "discovered_at": now,
                 }
             )
             continue
         values: dict[str, object] = {}
+        if list(row.primary_key or ()) != list(table.primary_key):
+            values["primary_key"] = list(table.primary_key)
         if row.schema_hash != schema_hash:
             modified += 1
             values |= {

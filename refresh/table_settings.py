@@ -65,8 +65,8 @@ def put_settings(
 
     Raises ``NotFound`` and ``InvalidRequest``: a ``check_sql`` that is not a one-row SELECT in
     the connection's dialect; an append or merge mode without its cursor column (an integer,
-    date or timestamp column of the table) or, for merge, without its primary key (columns of
-    the table).
+    date or timestamp column of the table) or, for merge, without a primary key (columns of the
+    table: the setting's, else the one discovery found at the source).
     """
     with rt.catalog.session() as session:
         connection = load_connection(session, connection_id)
@@ -123,13 +123,15 @@ def _check_incremental(settings: Settings, table: Table) -> None:
             "or timestamp column"
         )
     if mode == RefreshMode.MERGE:
-        _check_primary_key(settings.primary_key, columns)
+        _check_primary_key(settings.primary_key or table.primary_key, columns)
 
 
 def _check_primary_key(key: Sequence[str] | None, columns: Mapping[str, str]) -> None:
+    """``key``: the setting, else the primary key discovery found at the source."""
     if not key:
         raise InvalidRequest(
-            "primary_key is required for refresh_mode merge: the columns that identify a row"
+            "primary_key is required for refresh_mode merge: the columns that identify a row "
+            "(the source declares no primary key for this table)"
         )
     missing = [name for name in key if name not in columns]
     if missing:

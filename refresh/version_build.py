@@ -95,9 +95,11 @@ def plan_version(
     if cursor is not None and not is_cursor_type(cursor.arrow_type):
         cursor = None
     mode = RefreshMode(settings.refresh_mode)
-    key = (settings.primary_key or ()) if mode == RefreshMode.MERGE else ()
+    # merge: the setting's key, else the source's own (a merge without either is a full refresh)
+    key = (settings.primary_key or table.primary_key) if mode == RefreshMode.MERGE else ()
     whole = Plan(RefreshMode.FULL, cursor, key)
-    if mode == RefreshMode.FULL or full or cursor is None:
+    keyless_merge = mode == RefreshMode.MERGE and not key
+    if mode == RefreshMode.FULL or full or cursor is None or keyless_merge:
         return whole
     with rt.catalog.session() as session:
         url = session.scalar(select(Table.current_path).where(Table.id == table_id))

@@ -1,5 +1,5 @@
 """Incremental refresh: a table's refresh mode, cursor, primary key, overlap and full-refresh
-interval; each version's mode and watermark.
+interval; each version's mode and watermark; the primary key discovery found at the source.
 
 Revision ID: 0004
 Revises: 0003
@@ -44,9 +44,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("mode", sa.String(length=8), nullable=True))
         batch_op.add_column(sa.Column("watermark", sa.Text(), nullable=True))
 
+    with op.batch_alter_table("tables", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("primary_key", sa.JSON(), nullable=True))
+
 
 def downgrade() -> None:
     """Downgrade schema: every table back to full refreshes."""
+    with op.batch_alter_table("tables", schema=None) as batch_op:
+        batch_op.drop_column("primary_key")
+
     with op.batch_alter_table("table_versions", schema=None) as batch_op:
         batch_op.drop_column("watermark")
         batch_op.drop_column("mode")

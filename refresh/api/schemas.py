@@ -156,6 +156,11 @@ class TableSchema(Schema):
     current_version = fields.String(allow_none=True)
     removed = fields.Function(lambda t: t.removed_at is not None, dump_only=True)
     schema_changed_at = fields.DateTime(allow_none=True)
+    primary_key = fields.Function(
+        lambda t: t.primary_key or [],
+        dump_only=True,
+        metadata={"description": "the source's primary key, in key order; [] when it has none"},
+    )
     last_success_at = fields.DateTime(
         allow_none=True,
         metadata={"description": "last time confirmed fresh (published or unchanged)"},

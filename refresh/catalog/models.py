@@ -136,6 +136,9 @@ class Table(Base):
     # {"columns": [{"name", "type", "nullable", "native_type"}]}, see refresh.sources.base.Column.
     arrow_schema: Mapped[dict[str, Any]]
     schema_hash: Mapped[str] = mapped_column(String(64))
+    # The columns of the table's primary key at the source, in key order, as discovery last found
+    # them (the default key of a merge refresh); NULL or empty when it has none.
+    primary_key: Mapped[list[str] | None] = mapped_column(JSON)
     current_version: Mapped[str | None] = mapped_column(String(64))
     # URL of the current version directory; NULL means the table has never been cached.
     current_path: Mapped[str | None]

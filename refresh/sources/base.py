@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ class DiscoveredTable:
     schema_name: str
     table_name: str
     columns: tuple[Column, ...]
+    # The columns of the table's primary key at the source, in key order; () when it has none.
+    primary_key: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -81,6 +84,23 @@ class DiscoveredTable:
         cls, schema_name: str, table_name: str, columns: list[Mapping[str, Any]]
     ) -> DiscoveredTable:
         return cls(schema_name, table_name, tuple(Column.from_json(c) for c in columns))
+
+
+def tables_of(rows: Iterable[tuple[str, str, Column, int | None]]) -> list[DiscoveredTable]:
+    """Tables from ``(schema, table, column, rank)`` rows, in the order a discovery query lists
+    them (table by table, columns in order); ``rank`` orders the primary key's columns (None for
+    the others)."""
+    columns: dict[tuple[str, str], list[Column]] = defaultdict(list)
+    keys: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
+    for schema, table, column, rank in rows:
+        columns[schema, table].append(column)
+        if rank is not None:
+            keys[schema, table].append((rank, column.name))
+    return [
+        DiscoveredTable(schema, table, tuple(cols), tuple(name for _, name in sorted(keys[key])))
+        for key, cols in columns.items()
+        for schema, table in [key]
+    ]
 
 
 @dataclass(frozen=True)

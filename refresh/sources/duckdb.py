@@ -26,7 +26,6 @@ one for every table of the file. A ``check_sql`` runs on a read-only connection.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from collections.abc import Collection, Iterator
 from contextlib import closing, contextmanager
 from typing import ClassVar
@@ -35,7 +34,15 @@ import duckdb
 import pyarrow as pa
 from sqlalchemy.dialects.postgresql.base import PGDialect
 
-from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Since, Source, single_row
+from refresh.sources.base import (
+    BATCH_ROWS,
+    Column,
+    DiscoveredTable,
+    Since,
+    Source,
+    single_row,
+    tables_of,
+)
 from refresh.sources.config import FileConfigSchema
 from refresh.sources.convert import cast_batch, read_as_text
 from refresh.sources.driver_errors import source_errors
@@ -83,13 +90,17 @@ _quote = PGDialect(paramstyle="qmark").identifier_preparer.quote_identifier
 # Tables and views of the opened file only: not the ``system``/``temp`` catalogs, not DuckDB's
 # information_schema and pg_catalog views.
 _DISCOVERY_SQL = """
-SELECT schema_name, table_name, column_name, is_nullable, data_type
-FROM duckdb_columns()
-WHERE database_name = current_database() AND NOT internal
-  AND schema_name NOT IN ('information_schema', 'pg_catalog') {only}
-ORDER BY schema_name, table_name, column_index
+SELECT c.schema_name, c.table_name, c.column_name, c.is_nullable, c.data_type,
+       list_position(k.constraint_column_names, c.column_name)
+FROM duckdb_columns() c
+LEFT JOIN duckdb_constraints() k
+  ON k.database_name = c.database_name AND k.schema_name = c.schema_name
+  AND k.table_name = c.table_name AND k.constraint_type = 'PRIMARY KEY'
+WHERE c.database_name = current_database() AND NOT c.internal
+  AND c.schema_name NOT IN ('information_schema', 'pg_catalog') {only}
+ORDER BY c.schema_name, c.table_name, c.column_index
 """
-_ONLY_FILTER = "AND list_contains($only, {'s': schema_name, 't': table_name})"
+_ONLY_FILTER = "AND list_contains($only, {'s': c.schema_name, 't': c.table_name})"
 
 
 def arrow_type(data_type: str) -> pa.DataType:
@@ -122,10 +133,10 @@ class DuckDBSource(Source):
         sql = _DISCOVERY_SQL.format(only=_ONLY_FILTER if only is not None else "")
         with source_errors([], (duckdb.Error,)), closing(self._connect()) as connection:
             rows = connection.execute(sql, params).fetchall()
-        columns: dict[tuple[str, str], list[Column]] = defaultdict(list)
-        for schema, table, name, nullable, data_type in rows:
-            columns[schema, table].append(Column(name, arrow_type(data_type), nullable, data_type))
-        return [DiscoveredTable(s, t, tuple(cols)) for (s, t), cols in columns.items()]
+        return tables_of(
+            (schema, table, Column(name, arrow_type(data_type), nullable, data_type), key)
+            for schema, table, name, nullable, data_type, key in rows
+        )
 
     def fingerprints(
         self, tables: Collection[tuple[str, str]]

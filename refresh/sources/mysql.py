@@ -66,6 +66,7 @@ from refresh.sources.base import (
     Source,
     SourceError,
     single_row,
+    tables_of,
 )
 from refresh.sources.config import MySQLConfigSchema
 from refresh.sources.convert import cast_batch, column_error
@@ -125,13 +126,16 @@ _SIMPLE_TYPES: dict[str, pa.DataType] = {
 }
 
 _DISCOVERY_SQL = """
-SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE,
-       NUMERIC_PRECISION, NUMERIC_SCALE, IS_NULLABLE
-FROM information_schema.COLUMNS
-WHERE TABLE_SCHEMA IN %(schemas)s AND TABLE_SCHEMA NOT IN %(system)s {only}
-ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION
+SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE,
+       c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.IS_NULLABLE, k.SEQ_IN_INDEX
+FROM information_schema.COLUMNS c
+LEFT JOIN information_schema.STATISTICS k
+  ON k.TABLE_SCHEMA = c.TABLE_SCHEMA AND k.TABLE_NAME = c.TABLE_NAME
+  AND k.COLUMN_NAME = c.COLUMN_NAME AND k.INDEX_NAME = 'PRIMARY'
+WHERE c.TABLE_SCHEMA IN %(schemas)s AND c.TABLE_SCHEMA NOT IN %(system)s {only}
+ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION
 """
-_ONLY_FILTER = "AND (TABLE_SCHEMA, TABLE_NAME) IN %(only)s"
+_ONLY_FILTER = "AND (c.TABLE_SCHEMA, c.TABLE_NAME) IN %(only)s"
 
 _DRIVER_ERRORS = (pymysql.MySQLError,)
 
@@ -264,19 +268,21 @@ class MySQLSource(Source):
             rows = cursor.fetchall()
         # information_schema compares names case-insensitively; identifiers are not.
         wanted = set(only) if only is not None else None
-        columns: dict[tuple[str, str], list[Column]] = defaultdict(list)
-        for schema, table, name, data_type, column_type, precision, scale, nullable in rows:
-            if schema not in schemas or (wanted is not None and (schema, table) not in wanted):
-                continue
-            columns[schema, table].append(
+        return tables_of(
+            (
+                schema,
+                table,
                 Column(
                     name,
                     arrow_type(data_type, column_type, precision, scale),
                     nullable == "YES",
                     column_type,
-                )
+                ),
+                key,
             )
-        return [DiscoveredTable(s, t, tuple(cols)) for (s, t), cols in columns.items()]
+            for schema, table, name, data_type, column_type, precision, scale, nullable, key in rows
+            if schema in schemas and (wanted is None or (schema, table) in wanted)
+        )
 
     def fingerprints(
         self, tables: Collection[tuple[str, str]]

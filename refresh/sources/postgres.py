@@ -62,7 +62,6 @@ import queue
 import re
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from typing import Any, ClassVar
@@ -83,6 +82,7 @@ from refresh.sources.base import (
     Source,
     SourceError,
     single_row,
+    tables_of,
 )
 from refresh.sources.config import PostgresConfigSchema
 from refresh.sources.convert import cast_batch, read_as_text
@@ -137,11 +137,13 @@ SELECT n.nspname, c.relname, a.attname, a.attnotnull,
        pg_catalog.format_type(a.atttypid, a.atttypmod),
        coalesce(bt.typname, t.typname),
        CASE WHEN a.atttypmod <> -1 OR db.domain_oid IS NULL THEN a.atttypmod
-            ELSE db.base_typmod END
+            ELSE db.base_typmod END,
+       array_position(pk.indkey::int2[], a.attnum)
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_catalog.pg_index pk ON pk.indrelid = c.oid AND pk.indisprimary
 LEFT JOIN domain_base db ON db.domain_oid = t.oid
     AND NOT EXISTS (SELECT FROM pg_catalog.pg_type x WHERE x.oid = db.base_oid AND x.typtype = 'd')
 LEFT JOIN pg_catalog.pg_type bt ON bt.oid = db.base_oid
@@ -345,14 +347,10 @@ class PostgresSource(Source):
         sql = _DISCOVERY_SQL.format(filters="\n  ".join(filters))
         with source_errors(self._secrets, _DRIVER_ERRORS), self._kept() as connection:
             rows = connection.execute(sql, params).fetchall()
-        columns: dict[tuple[str, str], list[Column]] = defaultdict(list)
-        for schema, table, name, not_null, native, type_name, typmod in rows:
-            columns[schema, table].append(
-                Column(name, arrow_type(type_name, typmod), not not_null, native)
-            )
-        return [
-            DiscoveredTable(schema, table, tuple(cols)) for (schema, table), cols in columns.items()
-        ]
+        return tables_of(
+            (schema, table, Column(name, arrow_type(type_name, typmod), not not_null, native), key)
+            for schema, table, name, not_null, native, type_name, typmod, key in rows
+        )
 
     @contextmanager
     def _kept(self) -> Iterator[psycopg.Connection]:

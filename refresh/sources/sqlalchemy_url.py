@@ -144,14 +144,21 @@ class SQLAlchemyURLSource(Source):
                         names = [table for s, table in only if s == schema]
                         if not names:
                             continue
-                    reflected = inspector.get_multi_columns(
-                        schema=None if schema == default else schema,
-                        filter_names=names,
-                        kind=ObjectKind.ANY,
-                    )
+                    scope = {
+                        "schema": None if schema == default else schema,
+                        "filter_names": names,
+                    }
+                    reflected = inspector.get_multi_columns(**scope, kind=ObjectKind.ANY)
+                    keys = inspector.get_multi_pk_constraint(**scope, kind=ObjectKind.TABLE)
                     tables.extend(
-                        DiscoveredTable(schema, table, _columns(columns, engine))
-                        for (_, table), columns in sorted(reflected.items())
+                        DiscoveredTable(
+                            schema,
+                            table,
+                            _columns(columns, engine),
+                            tuple(keys.get(name, {}).get("constrained_columns") or ()),
+                        )
+                        for name, columns in sorted(reflected.items())
+                        for _, table in [name]
                     )
         return tables
 

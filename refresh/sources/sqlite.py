@@ -48,7 +48,6 @@ import json
 import math
 import re
 import sqlite3
-from collections import defaultdict
 from collections.abc import Collection, Iterator
 from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
@@ -61,7 +60,15 @@ import pyarrow.compute as pc
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 
 from refresh.sources import adbc
-from refresh.sources.base import BATCH_ROWS, Column, DiscoveredTable, Since, Source, single_row
+from refresh.sources.base import (
+    BATCH_ROWS,
+    Column,
+    DiscoveredTable,
+    Since,
+    Source,
+    single_row,
+    tables_of,
+)
 from refresh.sources.config import FileConfigSchema
 from refresh.sources.convert import cast_array, column_error
 from refresh.sources.driver_errors import source_errors
@@ -82,7 +89,7 @@ _DECIMAL = re.compile(r"(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
 
 # Every column of every table and view but SQLite's own (sqlite_master, sqlite_sequence...).
 _DISCOVERY_SQL = """
-SELECT m.name, p.name, p.type, p."notnull"
+SELECT m.name, p.name, p.type, p."notnull", nullif(p.pk, 0)
 FROM sqlite_master AS m JOIN pragma_table_info(m.name) AS p
 WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' {only}
 ORDER BY m.name, p.cid
@@ -156,10 +163,10 @@ class SQLiteSource(Source):
             closing(sqlite3.connect(self._uri(), uri=True)) as connection,
         ):
             rows = connection.execute(sql, params).fetchall()
-        columns: dict[str, list[Column]] = defaultdict(list)
-        for table, name, declared, not_null in rows:
-            columns[table].append(Column(name, arrow_type(declared), not not_null, declared))
-        return [DiscoveredTable(SCHEMA, table, tuple(cols)) for table, cols in columns.items()]
+        return tables_of(
+            (SCHEMA, table, Column(name, arrow_type(declared), not not_null, declared), key)
+            for table, name, declared, not_null, key in rows
+        )
 
     def fingerprints(
         self, tables: Collection[tuple[str, str]]

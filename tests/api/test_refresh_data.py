@@ -292,7 +292,7 @@ def test_table_endpoints_show_the_catalog(
     client: FlaskClient, postgres: PostgresServer, pg_source: Database
 ) -> None:
     with postgres.connect(pg_source) as conn:
-        conn.execute("CREATE TABLE t (id bigint NOT NULL, v text)")
+        conn.execute("CREATE TABLE t (id bigint PRIMARY KEY, v text)")
     register(client, "pg", "postgres", pg_source.config())
     (listed,) = client.get("/connections/pg/tables").get_json()["tables"]
     assert listed == {
@@ -306,6 +306,7 @@ def test_table_endpoints_show_the_catalog(
         "current_version": None,
         "removed": False,
         "schema_changed_at": None,
+        "primary_key": ["id"],
         "last_success_at": None,
         "last_checked_at": None,
         "consecutive_failures": 0,
@@ -323,6 +324,23 @@ def test_table_endpoints_show_the_catalog(
         "NOT_FOUND",
         "table not found: public.nope (connection pg)",
     )
+
+
+def test_a_schema_refresh_records_a_primary_key_added_at_the_source(
+    client: FlaskClient, postgres: PostgresServer, pg_source: Database
+) -> None:
+    with postgres.connect(pg_source) as conn:
+        conn.execute("CREATE TABLE t (id int NOT NULL, v text)")
+    register(client, "pg", "postgres", pg_source.config())
+    assert table_info(client, "pg", "public", "t")["primary_key"] == []
+    with postgres.connect(pg_source) as conn:
+        conn.execute("ALTER TABLE t ADD PRIMARY KEY (id)")
+
+    assert client.post("/refresh", json={"connection_id": "pg"}).status_code == 200
+
+    info = table_info(client, "pg", "public", "t")
+    assert info["primary_key"] == ["id"]
+    assert info["schema_changed_at"] is None  # what a reader sees has not changed
 
 
 def test_drop_table_cache_uncaches_and_queues_its_directories(

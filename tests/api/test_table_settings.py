@@ -218,3 +218,26 @@ def test_a_mode_set_field_by_field_is_checked_as_a_whole(client: FlaskClient, wi
     assert message == "cursor_column is required for refresh_mode merge"
     assert client.put(WIDE, json={"hold_below_ratio": 0.5}).status_code == 200
     assert client.get(WIDE).get_json()["refresh_mode"] == "merge"
+
+
+def test_merge_defaults_to_the_primary_key_discovery_found_at_the_source(
+    client: FlaskClient, tmp_path: Path
+) -> None:
+    path = make_file_source(
+        "sqlite",
+        tmp_path / "keyed.sqlite",
+        "CREATE TABLE k (region TEXT, id INTEGER, at TIMESTAMP, PRIMARY KEY (id, region))",
+    )
+    register(client, "keyed", "sqlite", {"path": str(path)})
+    assert client.get("/connections/keyed/tables/main/k").get_json()["primary_key"] == [
+        "id",
+        "region",
+    ]
+
+    merge = client.put(
+        "/connections/keyed/tables/main/k/settings",
+        json={"refresh_mode": "merge", "cursor_column": "at"},
+    )
+
+    assert merge.status_code == 200, merge.get_json()
+    assert merge.get_json()["primary_key"] is None  # the source's key, whatever it becomes
