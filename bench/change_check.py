@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import PG, ROOT, psql, scratch_database, service_client
+from bench.common import PG, ensure_orders, scratch_database, service_client
 
 CHECK_SQL = "select count(*), max(id) from public.orders"
 
@@ -38,9 +37,7 @@ def main() -> None:
         scratch_database(f"rs_bench_orders_{args.rows}", keep=args.keep) as source,
         tempfile.TemporaryDirectory(prefix="bench-check-") as work,
     ):
-        if not psql(source, "-tAc", "SELECT to_regclass('orders')").strip():
-            print(f"creating orders with {args.rows:,} rows ...", file=sys.stderr)
-            psql(source, "-v", f"rows={args.rows}", "-f", str(ROOT / "bench/orders.sql"))
+        ensure_orders(source, args.rows)
         client = service_client(Path(work))
         for name, settings in (("full", {}), ("plain", {}), ("checked", {"check_sql": CHECK_SQL})):
             config = {**PG, "database": source}

@@ -42,6 +42,14 @@ def scratch_database(name: str, keep: bool = False) -> Iterator[str]:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def ensure_orders(database: str, rows: int) -> None:
+    """The reference ``orders`` table (bench/orders.sql) with ``rows`` rows in ``database``,
+    created unless there (a database kept with ``--keep`` already holds it)."""
+    if not psql(database, "-tAc", "SELECT to_regclass('orders')").strip():
+        print(f"creating orders with {rows:,} rows in {database} ...", file=sys.stderr)
+        psql(database, "-v", f"rows={rows}", "-f", str(ROOT / "bench/orders.sql"))
+
+
 def psql(database: str, *args: str, stdout: int | None = None) -> str:
     result = subprocess.run(
         ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", PG["host"], "-U", PG["user"],

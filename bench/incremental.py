@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import PG, ROOT, psql, scratch_database, service_client
+from bench.common import PG, ensure_orders, psql, scratch_database, service_client
 
 MODES = {
     "full": {"refresh_mode": "full"},
@@ -54,9 +53,7 @@ def main() -> None:
         scratch_database(f"rs_bench_orders_{args.rows}", keep=args.keep) as source,
         tempfile.TemporaryDirectory(prefix="bench-incremental-") as work,
     ):
-        if not psql(source, "-tAc", "SELECT to_regclass('orders')").strip():
-            print(f"creating orders with {args.rows:,} rows ...", file=sys.stderr)
-            psql(source, "-v", f"rows={args.rows}", "-f", str(ROOT / "bench/orders.sql"))
+        ensure_orders(source, args.rows)
         settings = {"CACHE_URL": args.cache_url} if args.cache_url else {}
         if os.environ.get("S3_ENDPOINT_URL"):
             settings["S3_ENDPOINT_URL"] = os.environ["S3_ENDPOINT_URL"]

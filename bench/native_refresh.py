@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pymysql
 
-from bench.common import PG, ROOT, psql, run_child, scratch_database, service_client
+from bench.common import PG, ROOT, ensure_orders, psql, run_child, scratch_database, service_client
 from bench.data_refresh import CHECKSUMS_PG
 
 MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root"}
@@ -132,9 +132,7 @@ def main() -> None:
 
 def prepare(database: str, rows: int, keep: bool) -> tuple:
     """The three copies of ``orders``, checked equal; returns PostgreSQL's checksums."""
-    if not psql(database, "-tAc", "SELECT to_regclass('orders')").strip():
-        print(f"creating orders with {rows:,} rows in PostgreSQL ...", file=sys.stderr)
-        psql(database, "-v", f"rows={rows}", "-f", str(ROOT / "bench/orders.sql"))
+    ensure_orders(database, rows)
     import psycopg
 
     with psycopg.connect(**PG, dbname=database) as conn:

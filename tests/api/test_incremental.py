@@ -5,10 +5,7 @@ a column change, a process killed mid-refresh, and the deletion of the versions 
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,8 +20,8 @@ from refresh.catalog import TableVersion, utcnow
 from refresh.runtime import Runtime
 from tests.support.api import register, table_info
 from tests.support.backends import Backend
+from tests.support.dying_refresh import kill_a_refresh
 from tests.support.markers import both_storages
-from tests.support.paths import ROOT as REPOSITORY
 from tests.support.source_kinds import SourceKind
 
 pytestmark = [
@@ -33,7 +30,6 @@ pytestmark = [
 ]
 
 T0 = datetime(2026, 12, 1, 10, 0, 0)
-DYING = [sys.executable, "-m", "tests.support.dying_refresh"]
 COLUMNS = "id, stamp, v"
 
 
@@ -228,14 +224,7 @@ def test_a_refresh_killed_mid_incremental_keeps_the_version_and_its_watermark(
     before = table.info()
     table.insert((4, minutes(4), "d"))
 
-    killed = subprocess.run(
-        [*DYING, "src", table.kind.schema, "t", "before-manifest"],
-        cwd=REPOSITORY,
-        env={**os.environ, **environ},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    killed = kill_a_refresh(environ, "src", table.kind.schema, "t", "before-manifest")
 
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     after = table.info()

@@ -3,10 +3,7 @@ catalogs."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 from datetime import timedelta
 
@@ -30,8 +27,8 @@ from tests.support.deletions import (
     plant_versions,
     queue,
 )
+from tests.support.dying_refresh import kill_a_refresh
 from tests.support.markers import both_catalogs, both_storages
-from tests.support.paths import ROOT as REPOSITORY
 from tests.support.services import Database, PostgresServer
 from tests.support.workers import wait_until
 
@@ -100,14 +97,7 @@ class TestKilledMidWrite:
         data_refresh.refresh_table(rt, "src", "public", "t")
         previous = current_path(rt, "t")
 
-        killed = subprocess.run(
-            [sys.executable, "-m", "tests.support.dying_refresh", "src", "public", "t"],
-            cwd=REPOSITORY,
-            env={**os.environ, **environ},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        killed = kill_a_refresh(environ, "src", "public", "t")
         assert killed.returncode == -signal.SIGKILL, killed.stderr
         (claim,) = writing(rt)
         assert current_path(rt, "t") == previous

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import pyarrow as pa
 from boto3.s3.transfer import TransferConfig
@@ -24,6 +25,7 @@ from refresh import data_refresh, version_build
 from refresh.common.parquet import ROW_GROUP_ROWS
 from refresh.runtime import Runtime
 from refresh.storage import S3Storage
+from tests.support.paths import ROOT
 
 PART = 5 * 1024 * 1024  # the smallest part S3 accepts
 
@@ -58,6 +60,19 @@ def main(connection_id: str, schema_name: str, table_name: str, when: str = "mid
         version_build.write_parquet_files = dying_write
     data_refresh.refresh_table(rt, connection_id, schema_name, table_name)
     sys.exit("the refresh finished: it was meant to be killed mid-write")
+
+
+def kill_a_refresh(environ: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run this module (``args``: as above) in a process of its own with the service's
+    ``environ`` added; its outcome, for the caller to check it was killed."""
+    return subprocess.run(
+        [sys.executable, "-m", "tests.support.dying_refresh", *args],
+        cwd=ROOT,
+        env={**os.environ, **environ},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 if __name__ == "__main__":
