@@ -405,13 +405,13 @@ class PostgresSource(Source):
             return connection.execute(_SIZE_SQL, _named(tables)).fetchall()
 
     @contextmanager
-    def _asking(self) -> Iterator[psycopg.Connection]:
-        """The kept connection for a question about tables: interruptible, its errors the
-        source's."""
+    def _asking(self, fresh: bool = False) -> Iterator[psycopg.Connection]:
+        """The kept connection (a fresh one if ``fresh``) for a question to the server:
+        interruptible, its errors the source's."""
         self._stopper.check()
         with (
             source_errors(self._secrets, _DRIVER_ERRORS),
-            self._kept() as connection,
+            self._psycopg_connect() if fresh else self._kept() as connection,
             self._stopper.on_interrupt(
                 functools.partial(connection.cancel_safe, timeout=self.connect_timeout)
             ),
@@ -443,15 +443,7 @@ class PostgresSource(Source):
             self._stopper.check()
 
     def run_check(self, sql: str) -> tuple[object, ...]:
-        self._stopper.check()
-        with (
-            source_errors(self._secrets, _DRIVER_ERRORS),
-            self._psycopg_connect() as connection,
-            self._stopper.on_interrupt(
-                functools.partial(connection.cancel_safe, timeout=self.connect_timeout)
-            ),
-            self._stopper.explaining(),
-        ):
+        with self._asking(fresh=True) as connection:
             connection.read_only = True
             # No parameters: psycopg sends the SQL as it is (a "%" is no placeholder).
             rows = connection.execute(sql).fetchmany(2)
