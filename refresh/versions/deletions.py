@@ -71,8 +71,12 @@ def retire(rt: Runtime, session: Session | Connection, paths: Iterable[str]) -> 
     """Queue the directories of versions that stopped being current (replaced, uncached, their
     connection deleted, or orphaned): a reader that resolved one just before keeps a readable
     copy for ``DELETION_GRACE_SECONDS``."""
-    grace = timedelta(seconds=rt.settings.deletion_grace_seconds)
-    schedule_deletions(session, paths, delete_after=utcnow() + grace)
+    schedule_deletions(session, paths, delete_after=deletion_due(rt))
+
+
+def deletion_due(rt: Runtime) -> datetime:
+    """When a directory that stops being current now may be deleted."""
+    return utcnow() + timedelta(seconds=rt.settings.deletion_grace_seconds)
 
 
 def queue_now(session: Session | Connection, paths: Iterable[str]) -> None:

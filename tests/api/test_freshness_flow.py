@@ -16,6 +16,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.support.api import assert_error, refresh, register, submit, table_info, wait_for_job
+from tests.support.markers import both_catalogs
 from tests.support.metrics import labels, scrape
 from tests.support.services import Database, PostgresServer
 from tests.support.source_kinds import SourceKind
@@ -134,6 +135,7 @@ def hundred(client: FlaskClient, postgres: PostgresServer, pg_source: Database) 
     return table_info(client, "src", "public", "t")["current_path"]
 
 
+@both_catalogs  # publishing is one statement on PostgreSQL, steps on SQLite
 def test_an_emptied_source_is_held_and_force_publishes_it(
     client: FlaskClient, postgres: PostgresServer, pg_source: Database, hundred: str
 ) -> None:
@@ -161,6 +163,7 @@ def test_an_emptied_source_is_held_and_force_publishes_it(
     assert statuses(client, "public") == ["current", "held", "superseded"]
 
 
+@both_catalogs  # publishing is one statement on PostgreSQL, steps on SQLite
 def test_a_drop_below_the_tables_ratio_is_held(
     client: FlaskClient, postgres: PostgresServer, pg_source: Database, hundred: str
 ) -> None:

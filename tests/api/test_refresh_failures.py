@@ -23,7 +23,7 @@ from refresh.catalog import PendingDeletion, TableVersion, utcnow
 from refresh.runtime import Runtime
 from tests.support.api import assert_error, refresh, register, table_info
 from tests.support.backends import Backend
-from tests.support.markers import both_storages
+from tests.support.markers import both_catalogs, both_storages
 from tests.support.paths import ROOT
 from tests.support.services import Database, MariaDBServer, PostgresServer
 
@@ -118,6 +118,7 @@ def test_killed_source_connection_fails_cleanly(
     assert len(cache.versions()) == 1
 
 
+@both_catalogs  # publishing is one statement on PostgreSQL, steps on SQLite
 def test_dropping_the_cache_during_a_refresh_publishes_nothing(
     client: FlaskClient, cache: Backend, cached: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -267,6 +268,7 @@ def test_two_processes_refreshing_one_table_publish_one_version(
     assert len(cache.versions()) == 1
 
 
+@both_catalogs  # publishing is one statement on PostgreSQL, steps on SQLite
 def test_a_claim_left_by_a_dead_process_is_taken_over(
     client: FlaskClient, cache: Backend, rt: Runtime, postgres: PostgresServer, pg_source: Database
 ) -> None:
