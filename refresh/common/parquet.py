@@ -23,6 +23,10 @@ ROW_GROUP_BYTES = 32 * 1024 * 1024
 # enough that a reader opens few files, small enough that an incremental refresh that must
 # rewrite a file rewrites little (bench/README.md, "Figures behind the code").
 FILE_BYTES = 64 * 1024 * 1024
+# A table smaller than this, written as one row group, has no dictionaries: choosing them costs
+# more than they save, and its file is smaller without (bench/README.md, "Figures behind the
+# code": 1,000 and 10,000 rows of orders).
+SMALL_TABLE_ROWS = 16_384
 # A column is dictionary encoded when its first row group has at most rows / 4 distinct values.
 DICTIONARY_MAX_DISTINCT_SHARE = 4
 # Counting distinct values of a whole group costs as much as encoding it for wide tables of
@@ -61,12 +65,14 @@ def write_parquet_files(
     pending: list[pa.RecordBatch] = []
     pending_rows = pending_bytes = 0
 
-    def write_group() -> None:
+    def write_group(last: bool = False) -> None:
         nonlocal current, pending_rows, pending_bytes
         group = pa.Table.from_batches(pending, schema)
         if current is None:
             name = part_name(first_number + len(files))
-            current = _File(directory / name, schema, group, stats_columns)
+            whole = last and not files  # the whole stream is this group
+            dictionary = not (whole and group.num_rows < SMALL_TABLE_ROWS)
+            current = _File(directory / name, schema, group, stats_columns, dictionary)
         current.write(group)
         pending.clear()
         pending_rows = pending_bytes = 0
@@ -84,7 +90,7 @@ def write_parquet_files(
             if pending_rows >= ROW_GROUP_ROWS or pending_bytes >= ROW_GROUP_BYTES:
                 write_group()
         if pending or (current is None and not files and at_least_one):
-            write_group()
+            write_group(last=True)
         if current is not None:
             files.append(current.close())
             current = None
@@ -98,11 +104,16 @@ class _File:
     """One Parquet file being written, and the statistics of the columns asked for."""
 
     def __init__(
-        self, path: Path, schema: pa.Schema, sample: pa.Table, stats_columns: Sequence[str]
+        self,
+        path: Path,
+        schema: pa.Schema,
+        sample: pa.Table,
+        stats_columns: Sequence[str],
+        dictionary: bool,
     ) -> None:
         self.path = path
         self.sink = pa.OSFile(str(path), "wb")
-        self.writer = _open(self.sink, schema, sample)
+        self.writer = _open(self.sink, schema, sample if dictionary else None)
         self.rows = 0
         self.stats: dict[str, tuple[object, object]] = dict.fromkeys(stats_columns, (None, None))
 
@@ -138,10 +149,9 @@ def _extreme(pick: Callable[[object, object], object], a: object, b: object) -> 
     return pick(a, b)
 
 
-def _open(sink: pa.NativeFile, schema: pa.Schema, sample: pa.Table) -> pq.ParquetWriter:
-    # A file of one small group (a small table, most of a connection's) is written with the
-    # writer's own choice: there, choosing costs more than it saves.
-    dictionary = sample.num_rows <= DICTIONARY_PROBE_ROWS or _dictionary_columns(sample)
+def _open(sink: pa.NativeFile, schema: pa.Schema, sample: pa.Table | None) -> pq.ParquetWriter:
+    """A zstd writer, with dictionaries for the columns that repeat in ``sample`` (None: none)."""
+    dictionary = False if sample is None else _dictionary_columns(sample)
     return pq.ParquetWriter(sink, schema, compression="zstd", use_dictionary=dictionary)
 
 

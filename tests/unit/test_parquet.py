@@ -48,6 +48,17 @@ def test_only_repeating_columns_are_dictionary_encoded(tmp_path: Path) -> None:
     assert "RLE_DICTIONARY" not in encodings["id"]
 
 
+def test_a_small_table_has_no_dictionaries(tmp_path: Path) -> None:
+    rows = parquet.SMALL_TABLE_ROWS - 1
+    [written] = write_parquet_files(batches(rows, 1024), tmp_path, SCHEMA)
+    group = pq.ParquetFile(tmp_path / written.name).metadata.row_group(0)
+    assert not any("RLE_DICTIONARY" in group.column(i).encodings for i in range(3))
+    assert pq.read_table(tmp_path / written.name).column("status").to_pylist()[:2] == [
+        "new",
+        "paid",
+    ]
+
+
 def test_an_empty_stream_gives_a_readable_empty_file(tmp_path: Path) -> None:
     [written] = write_parquet_files(iter([]), tmp_path, SCHEMA)
     assert written.rows == 0
