@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
@@ -63,6 +63,9 @@ class DiscoveredTable:
     columns: tuple[Column, ...]
     # The columns of the table's primary key at the source, in key order; () when it has none.
     primary_key: tuple[str, ...] = ()
+    # How a read of the table may split it, as the source saw it when describing it for a read
+    # (PostgreSQL: its pages, 0 when it cannot be split); None: the read finds out itself.
+    split_pages: int | None = field(default=None, compare=False)
 
     @property
     def key(self) -> tuple[str, str]:

@@ -64,6 +64,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
+from dataclasses import replace
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
@@ -138,7 +139,8 @@ SELECT n.nspname, c.relname, a.attname, a.attnotnull,
        coalesce(bt.typname, t.typname),
        CASE WHEN a.atttypmod <> -1 OR db.domain_oid IS NULL THEN a.atttypmod
             ELSE db.base_typmod END,
-       array_position(pk.indkey::int2[], a.attnum)
+       array_position(pk.indkey::int2[], a.attnum),
+       {split_pages}
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -188,11 +190,13 @@ _POLL_SECONDS = 0.1
 # Whether the relation has pages to split (tables and materialized views have a ctid; views,
 # foreign and partitioned tables do not), and how many. A standby reads one stream: importing a
 # snapshot exported during recovery is where PostgreSQL has had bugs.
-_PLAN_SQL = """
-SELECT c.relkind IN ('r', 'm') AND NOT pg_catalog.pg_is_in_recovery(),
-       CASE WHEN c.relkind IN ('r', 'm') THEN
-           pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::int
-       END
+# The pages a read may split a relation ``c`` into: 0 for what cannot be split by ``ctid`` (a
+# view, a foreign or partitioned table) or on a standby (no snapshot to export).
+_SPLIT_PAGES_SQL = """CASE WHEN c.relkind IN ('r', 'm') AND NOT pg_catalog.pg_is_in_recovery()
+    THEN pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::int
+    ELSE 0 END"""
+_PLAN_SQL = f"""
+SELECT {_SPLIT_PAGES_SQL}
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %s AND c.relname = %s
 """
@@ -344,13 +348,19 @@ class PostgresSource(Source):
             filters.append(_ONLY_FILTER)
             params["only_schemas"] = [schema for schema, _ in only]
             params["only_tables"] = [table for _, table in only]
-        sql = _DISCOVERY_SQL.format(filters="\n  ".join(filters))
+        # Tables described for a read also say how it may split them: one question fewer each.
+        split_pages = "NULL" if only is None else _SPLIT_PAGES_SQL
+        sql = _DISCOVERY_SQL.format(filters="\n  ".join(filters), split_pages=split_pages)
         with source_errors(self._secrets, _DRIVER_ERRORS), self._kept() as connection:
             rows = connection.execute(sql, params).fetchall()
-        return tables_of(
+        tables = tables_of(
             (schema, table, Column(name, arrow_type(type_name, typmod), not not_null, native), key)
-            for schema, table, name, not_null, native, type_name, typmod, key in rows
+            for schema, table, name, not_null, native, type_name, typmod, key, _ in rows
         )
+        if only is None:
+            return tables
+        pages = {(row[0], row[1]): row[8] for row in rows}
+        return [replace(table, split_pages=pages[table.key]) for table in tables]
 
     @contextmanager
     def _kept(self) -> Iterator[psycopg.Connection]:
@@ -517,6 +527,7 @@ class _TableRead:
         self.select = f"SELECT {columns} FROM {name}"
         self.conditions = [] if since is None else [since.condition(_quote)]
         self.key = table.key
+        self.split_pages = table.split_pages
         self.fan_in: FanIn[pa.RecordBatch] = FanIn(depth=_BATCHES_PER_STREAM * source.read_streams)
         self._lock = threading.Lock()
         self._cancels: dict[int, Callable[[], object]] = {}
@@ -588,21 +599,25 @@ class _TableRead:
     def plan_and_read(self, emit: Callable[[pa.RecordBatch], bool]) -> None:
         """Decide the ranges and start their streams, or read the table as one stream.
 
-        The plan (is the table worth splitting?) is one query on the kept connection; only a
-        table split into ranges pays for a coordinating connection, which exports its snapshot.
+        The plan (is the table worth splitting?) comes with the table's description for a read,
+        or is one query on the kept connection; only a table split into ranges pays for a
+        coordinating connection, which exports its snapshot.
         """
         source = self.source
         selects = [_where(self.select, self.conditions)]
         if source.read_streams > 1:
-            with (
-                source_errors(source._secrets, _DRIVER_ERRORS),
-                source._kept() as connection,
-                self.cancellable(
-                    functools.partial(connection.cancel_safe, timeout=source.connect_timeout)
-                ),
-            ):
-                row = connection.execute(_PLAN_SQL, self.key).fetchone()
-            selects = _range_selects(self.select, self.conditions, row, source.read_streams)
+            pages = self.split_pages
+            if pages is None:
+                with (
+                    source_errors(source._secrets, _DRIVER_ERRORS),
+                    source._kept() as connection,
+                    self.cancellable(
+                        functools.partial(connection.cancel_safe, timeout=source.connect_timeout)
+                    ),
+                ):
+                    row = connection.execute(_PLAN_SQL, self.key).fetchone()
+                pages = row[0] if row is not None else 0
+            selects = _range_selects(self.select, self.conditions, pages, source.read_streams)
         if len(selects) == 1:
             with source_errors(source._secrets, _DRIVER_ERRORS), source._kept_stream() as kept:
                 kept.completed = self._copy_all(kept.connection, _queue(selects), emit)
@@ -744,9 +759,7 @@ def _where(select: str, conditions: list[str]) -> str:
     return f"{select} WHERE {' AND '.join(conditions)}" if conditions else select
 
 
-def _range_selects(
-    select: str, conditions: list[str], plan: tuple[bool, int | None] | None, streams: int
-) -> list[str]:
+def _range_selects(select: str, conditions: list[str], pages: int, streams: int) -> list[str]:
     """``select`` (with ``conditions``) split into ranges of pages, or alone when the table is
     not worth splitting.
 
@@ -754,9 +767,8 @@ def _range_selects(
     meets dead rows or long values does not hold the others up. The first range has no lower
     bound and the last none above, so no row is missed whatever the table's size now.
     """
-    splittable, pages = plan if plan is not None else (False, None)
-    ranges = min(streams * _RANGES_PER_STREAM, (pages or 0) // MIN_RANGE_PAGES)
-    if not splittable or streams < 2 or ranges < 2:
+    ranges = min(streams * _RANGES_PER_STREAM, pages // MIN_RANGE_PAGES)
+    if streams < 2 or ranges < 2:
         return [_where(select, conditions)]
     bounds = [pages * number // ranges for number in range(1, ranges)]
     pages_of = [f"ctid < '({bounds[0]},0)'::tid"]

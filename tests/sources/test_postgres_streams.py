@@ -218,6 +218,23 @@ def test_a_connection_lost_before_its_first_statement_fails_the_read(
         read_batches(pg, only_table(pg, "t"))
 
 
+def test_a_table_described_for_a_read_is_split_as_a_table_the_read_plans_itself(
+    small_ranges: None, connections: list[object], postgres: PostgresServer, pg_source: Database
+) -> None:
+    with postgres.connect(pg_source) as conn:
+        conn.execute("CREATE TABLE t (id int, pad text)")
+        conn.execute("INSERT INTO t SELECT g, repeat('x', 900) FROM generate_series(1, 500) g")
+        pages = conn.execute("SELECT pg_relation_size('t') / 8192").fetchone()[0]
+    pg = source(pg_source)
+    described, [discovered] = only_table(pg, "t"), pg.discover()
+    assert (described.split_pages, discovered.split_pages) == (pages, None)
+
+    for table in (described, discovered):
+        connections.clear()
+        assert sorted(row["id"] for row in read_rows(pg, table)) == list(range(1, 501))
+        assert len(connections) == STREAMS
+
+
 def test_views_partitioned_tables_and_materialized_views_are_read_whole(
     small_ranges: None, connections: list[object], postgres: PostgresServer, pg_source: Database
 ) -> None:
@@ -345,7 +362,7 @@ def test_interrupt_cancels_a_read_waiting_for_a_lock_while_planning(
         conn.execute("CREATE TABLE t (id int, pad text)")
         conn.execute("INSERT INTO t SELECT g, repeat('x', 900) FROM generate_series(1, 2000) g")
     pg = source(pg_source)
-    table = only_table(pg, "t")
+    [table] = pg.discover()  # not described for a read: the read plans its split itself
 
     def waiting_for_the_lock() -> bool:
         with postgres.connect(pg_source) as conn:
