@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from refresh.catalog import Connection, Table, TableSettings
@@ -19,8 +19,23 @@ GONE_AT_SOURCE = "it no longer exists at the source"
 def load_connection(session: Session, connection_id: str) -> Connection:
     row = session.get(Connection, connection_id)
     if row is None:
-        raise NotFound(f"Connection '{connection_id}' not found")
+        raise _connection_not_found(connection_id)
     return row
+
+
+def check_connection(session: Session, connection_id: str) -> None:
+    """``load_connection`` for a caller that only needs to know the connection is there: a
+    batch describes its tables many times, and loading the row each time cost more than the
+    rest of recording a description."""
+    if session.scalar(_CONNECTION_ID, {"connection_id": connection_id}) is None:
+        raise _connection_not_found(connection_id)
+
+
+_CONNECTION_ID = select(Connection.id).where(Connection.id == bindparam("connection_id"))
+
+
+def _connection_not_found(connection_id: str) -> NotFound:
+    return NotFound(f"Connection '{connection_id}' not found")
 
 
 def table_not_found(

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from refresh.catalog import Connection, Table, utcnow
 from refresh.common.errors import NotFound, RefreshError
-from refresh.lookup import load_connection, open_source
+from refresh.lookup import check_connection, load_connection, open_source
 from refresh.prefetch import call_within
 from refresh.runtime import Runtime
 from refresh.sources import DiscoveredTable
@@ -102,7 +102,7 @@ def _record(
     scope: Collection[tuple[str, str]] | None,
 ) -> CatalogChanges:
     with rt.catalog.session() as session:
-        load_connection(session, connection_id)
+        check_connection(session, connection_id)
         return _apply(session, connection_id, discovered, scope, utcnow())
 
 
