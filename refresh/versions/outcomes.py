@@ -132,11 +132,9 @@ def _publish_at_once(rt: Runtime, written: Written, hold_below: float | None) ->
     with rt.catalog.transaction() as connection:
         done = connection.execute(statement, values).one()
         if done.swapped == 0:  # nothing changed: held, or the table is gone
-            current_rows = connection.execute(_ROW_COUNT, values).one_or_none()
-            if current_rows is None:
-                raise Conflict(f"{GONE}; nothing was published")
             assert hold_below is not None
-            return _hold(rt, connection, written, int(current_rows.row_count), hold_below)
+            current_rows = _current_rows(connection, claim.table_id)
+            return _hold(rt, connection, written, current_rows, hold_below)
         if done.made != 1:  # rolled back: the table keeps its current version
             raise Conflict(_why_not_ours(connection, claim))
     return Published()
@@ -160,14 +158,20 @@ def _swap(connection: Connection, written: Written, hold_below: float | None) ->
     else:
         swapped = connection.execute(_SWAP_POINTER_UNLESS_HELD, {**values, "ratio": hold_below})
     if swapped.rowcount != 1:
-        current_rows = connection.execute(_ROW_COUNT, values).one_or_none()
-        if current_rows is None:
-            raise Conflict(f"{GONE}; nothing was published")
-        return int(current_rows.row_count)
+        return _current_rows(connection, claim.table_id)
     ours = connection.execute(_MAKE_CURRENT, {**_finished(written), "now": now})
     if ours.rowcount != 1:
         raise Conflict(_why_not_ours(connection, claim))
     return None
+
+
+def _current_rows(connection: Connection, table_id: int) -> int:
+    """The rows of the table's current version, for a swap that did not happen (the new version
+    is to be held); ``Conflict`` when the table is gone."""
+    current = connection.execute(_ROW_COUNT, {"of_table": table_id}).one_or_none()
+    if current is None:
+        raise Conflict(f"{GONE}; nothing was published")
+    return int(current.row_count)
 
 
 def _superseded(connection: Connection, claim: Claim) -> list[str]:
