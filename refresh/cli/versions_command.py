@@ -48,7 +48,7 @@ def heading(table: Table) -> str:
 def line(version: TableVersion, queued: QueuedDeletion | None, retries: int) -> str:
     parts = [f"  {version.version}  {version.status:<15}"]
     if version.rows is not None:
-        parts.append(f"{count(version.rows, 'row')}, {size(version.bytes)}")
+        parts.append(f"{count(version.rows, 'row')}, {size(version.bytes)}{made(version)}")
     parts.append(f"started {when(version.started_at)}")
     if version.deleted_at is not None:
         parts.append(f"deleted {when(version.deleted_at)}")
@@ -57,6 +57,14 @@ def line(version: TableVersion, queued: QueuedDeletion | None, retries: int) -> 
     if version.error:
         parts.append(f"error: {one_line(version.error)}")
     return "  ".join(parts)
+
+
+def made(version: TableVersion) -> str:
+    """How the version was made (decisions D100), and up to where, when it says."""
+    if version.mode is None:  # written before versions recorded it
+        return ""
+    watermark = f" to {version.watermark}" if version.watermark is not None else ""
+    return f", {version.mode}{watermark}"
 
 
 def pending(queued: QueuedDeletion, retries: int) -> str:

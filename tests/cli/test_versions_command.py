@@ -48,6 +48,7 @@ def test_each_version_is_shown_with_its_status_and_its_deletion(
     assert by_version[failed["version"]].split()[1] == "failed"
     assert f"error: {BROKEN_ERROR_START}" in by_version[failed["version"]]
     assert by_version[current["version"]].split()[1:4] == ["current", "1,000", "rows,"]
+    assert ", full  started " in by_version[current["version"]]
     assert "pending deletion" not in by_version[current["version"]]
     assert by_version[superseded["version"]].split()[1] == "superseded"
     assert by_version[superseded["version"]].endswith(
@@ -68,6 +69,27 @@ def test_each_version_is_shown_with_its_status_and_its_deletion(
         [current["version"], "current"],
         [superseded["version"], "deleted"],
     ]
+
+
+def test_an_incremental_version_says_how_it_was_made_and_up_to_where(
+    client: FlaskClient, settings: Settings, postgres: PostgresServer, pg_source: Database
+) -> None:
+    fill_shop(postgres, pg_source)
+    register(client, "shop", "postgres", pg_source.config())
+    path = "/connections/shop/tables/public/orders/settings"
+    answer = client.put(path, json={"refresh_mode": "append", "cursor_column": "id"})
+    assert answer.status_code == 200, answer.get_json()
+    refresh(client, "shop", "public", "orders")  # the first refresh is full
+    with postgres.connect(pg_source) as conn:
+        conn.execute("INSERT INTO orders SELECT g, 'row ' || g FROM generate_series(1001, 1010) g")
+    refresh(client, "shop", "public", "orders")
+
+    result = invoke(settings, "versions", "--connection", "shop", "--table", "orders")
+
+    appended, first = [line for line in result.stdout.splitlines() if line.startswith("  ")]
+    assert "1,010 rows, " in appended
+    assert ", append to 1010  started " in appended
+    assert ", full to 1000  started " in first
 
 
 def test_an_unknown_connection_exits_2(settings: Settings, rt: Runtime) -> None:
