@@ -8,7 +8,9 @@ this process: three connections to it, refreshed ``full``, ``append`` and ``merg
 ``id``, merge key ``id``). After their first (full) refreshes, each round inserts ``--new`` rows
 (the next ids) and times the three refreshes, interleaved; medians printed with each one's share
 of the full refresh, the slowest round (the first incremental refresh after a full one reads the
-boundary rows from the full version's last file) and the rows it read from the source.
+boundary rows from the full version's last file), the rows it read from the source, and the
+memory a refresh of the mode took: this process's peak RSS during it (the peak reset before each
+refresh), and that peak above the RSS it had before, the largest of the rounds.
 ``--cache-url`` puts the cache on S3 (``S3_ENDPOINT_URL`` and the ``AWS_*`` variables as the
 service reads them); the default is a temporary directory. The rows added are deleted at the
 end, so ``--keep`` leaves ``orders`` as orders.sql made it.
@@ -24,7 +26,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import PG, ensure_orders, psql, scratch_database, service_client
+from bench.common import (
+    PG,
+    ensure_orders,
+    psql,
+    reset_peak_rss,
+    scratch_database,
+    service_client,
+    status_mb,
+)
 
 MODES = {
     "full": {"refresh_mode": "full"},
@@ -59,23 +69,29 @@ def main() -> None:
             settings["S3_ENDPOINT_URL"] = os.environ["S3_ENDPOINT_URL"]
         client = service_client(Path(work), **settings)
         try:
-            times, rows = run(client, source, args)
+            times, rows, memory = run(client, source, args)
         finally:
             psql(source, "-c", f"DELETE FROM orders WHERE id > {args.rows}")
     full = statistics.median(times["full"])
     cache = args.cache_url or "a local directory"
     print(f"orders, {args.rows:,} rows + {args.new:,} new per round, cache on {cache}")
     print(f"medians of {args.rounds} interleaved rounds")
-    print(f"{'refresh':8} {'seconds':>8} {'vs full':>8} {'slowest':>8} {'rows read':>11}")
+    print(
+        f"{'refresh':8} {'seconds':>8} {'vs full':>8} {'slowest':>8} {'rows read':>11} "
+        f"{'peak RSS':>9} {'growth':>7}"
+    )
     for mode, seconds in times.items():
         median = statistics.median(seconds)
         slowest = max(seconds)
-        print(f"{mode:8} {median:>8.3f} {median / full:>7.1%} {slowest:>8.3f} {rows[mode]:>11,}")
+        print(
+            f"{mode:8} {median:>8.3f} {median / full:>7.1%} {slowest:>8.3f} {rows[mode]:>11,} "
+            f"{memory[mode][0]:>6.0f} MB {memory[mode][1]:>4.0f} MB"
+        )
 
 
 def run(
     client: Any, source: str, args: argparse.Namespace
-) -> tuple[dict[str, list[float]], dict[str, int]]:
+) -> tuple[dict[str, list[float]], dict[str, int], dict[str, tuple[float, float]]]:
     for mode, settings in MODES.items():
         config = {**PG, "database": source}
         body = {"name": mode, "source_type": "postgres", "config": config}
@@ -86,16 +102,22 @@ def run(
         refresh(client, mode)  # the first one is full
     times: dict[str, list[float]] = {}
     rows: dict[str, int] = {}
+    memory: dict[str, tuple[float, float]] = {}
     for _ in range(args.rounds):
         psql(source, "-c", INSERT.replace(":new", str(args.new)))
         psql(source, "-c", "VACUUM ANALYZE orders")
         for mode in ("append", "merge", "full"):
+            before = status_mb("self", "VmRSS")
+            reset_peak_rss()
             seconds, answer = refresh(client, mode)
+            peak = status_mb("self", "VmHWM")
+            largest = memory.get(mode, (0.0, 0.0))
+            memory[mode] = (max(largest[0], peak), max(largest[1], peak - before))
             if answer["refresh_mode"] != mode:
                 raise SystemExit(f"{mode}: the refresh was {answer['refresh_mode']}: {answer}")
             times.setdefault(mode, []).append(seconds)
             rows[mode] = answer["rows_synced"]
-    return times, rows
+    return times, rows, memory
 
 
 def refresh(client: Any, connection: str) -> tuple[float, dict[str, Any]]:

@@ -37,7 +37,16 @@ from pathlib import Path
 
 import pymysql
 
-from bench.common import PG, ROOT, ensure_orders, psql, run_child, scratch_database, service_client
+from bench.common import (
+    PG,
+    ROOT,
+    ensure_orders,
+    psql,
+    run_child,
+    scratch_database,
+    service_client,
+    status_mb,
+)
 from bench.data_refresh import CHECKSUMS_PG
 
 MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root"}
@@ -272,7 +281,7 @@ def _usage() -> dict:
         resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
     )
     cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-    return {"cpu_seconds": cpu, "peak_mb": _status_mb("self", "VmHWM")}
+    return {"cpu_seconds": cpu, "peak_mb": status_mb("self", "VmHWM")}
 
 
 def _children(task: Path) -> list[str]:
@@ -281,18 +290,6 @@ def _children(task: Path) -> list[str]:
         return (task / "children").read_text().split()
     except OSError:
         return []
-
-
-def _status_mb(pid: str, field: str) -> float:
-    """A memory figure of /proc/<pid>/status in MB; 0 once the process is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(f"{field}:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 class ChildMemory(threading.Thread):
@@ -311,10 +308,10 @@ class ChildMemory(threading.Thread):
     def run(self) -> None:
         while not self._done.wait(0.01):
             pids = [pid for task in Path("/proc/self/task").iterdir() for pid in _children(task)]
-            children = sum(_status_mb(pid, "VmRSS") for pid in pids)
-            self.total_mb = max(self.total_mb, _status_mb("self", "VmRSS") + children)
+            children = sum(status_mb(pid, "VmRSS") for pid in pids)
+            self.total_mb = max(self.total_mb, status_mb("self", "VmRSS") + children)
             for pid in pids:
-                self.child_mb = max(self.child_mb, _status_mb(pid, "VmHWM"))
+                self.child_mb = max(self.child_mb, status_mb(pid, "VmHWM"))
 
     def __enter__(self) -> ChildMemory:
         self.start()
