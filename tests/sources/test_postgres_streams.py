@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 import pytest
 from flask.testing import FlaskClient
 
@@ -64,6 +65,12 @@ def stream_backends(postgres: PostgresServer, db: Database) -> list[tuple[int, s
             " WHERE datname = %s AND application_name = 'refresh-service'",
             (db.database,),
         ).fetchall()
+
+
+def padded_table(conn: psycopg.Connection, name: str) -> None:
+    """A table of 500 rows of about 900 bytes: several pages, split when ranges are small."""
+    conn.execute(f"CREATE TABLE {name} (id int, pad text)")
+    conn.execute(f"INSERT INTO {name} SELECT g, repeat('x', 900) FROM generate_series(1, 500) g")
 
 
 def poll(condition: Callable[[], bool], what: str, seconds: float = DEADLINE_SECONDS) -> None:
@@ -222,8 +229,7 @@ def test_a_table_described_for_a_read_is_split_as_a_table_the_read_plans_itself(
     small_ranges: None, connections: list[object], postgres: PostgresServer, pg_source: Database
 ) -> None:
     with postgres.connect(pg_source) as conn:
-        conn.execute("CREATE TABLE t (id int, pad text)")
-        conn.execute("INSERT INTO t SELECT g, repeat('x', 900) FROM generate_series(1, 500) g")
+        padded_table(conn, "t")
         pages = conn.execute("SELECT pg_relation_size('t') / 8192").fetchone()[0]
     pg = source(pg_source)
     described, [discovered] = only_table(pg, "t"), pg.discover()
@@ -239,8 +245,7 @@ def test_views_partitioned_tables_and_materialized_views_are_read_whole(
     small_ranges: None, connections: list[object], postgres: PostgresServer, pg_source: Database
 ) -> None:
     with postgres.connect(pg_source) as conn:
-        conn.execute("CREATE TABLE base (id int, pad text)")
-        conn.execute("INSERT INTO base SELECT g, repeat('x', 900) FROM generate_series(1, 500) g")
+        padded_table(conn, "base")
         conn.execute("CREATE VIEW v AS SELECT id FROM base")
         conn.execute("CREATE MATERIALIZED VIEW mv AS SELECT id, pad FROM base")
         conn.execute("CREATE TABLE parted (id int, pad text) PARTITION BY RANGE (id)")
