@@ -15,6 +15,12 @@ is down is recorded (finished or failed, with its reason) once Redis is back.
 
 Waiting ends when the process is told to stop (``stop()``): a worker stopping while Redis is down
 gives up on what it would still record, rather than hold its shutdown until Redis is back.
+
+The policy holds from the process's first command: ``rq worker`` asks Redis whether RQ is
+suspended, and the worker registers, before the worker can set its own, and the CLI exits on the
+first connection error there. The Procfile's ``--connection-class`` gives it a client
+(``WorkerRedis``) that waits from the start, so a worker started during an outage waits for
+Redis like one that was already running.
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
+from redis import Redis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, ReadOnlyError, TimeoutError
 from redis.retry import Retry
@@ -86,3 +93,15 @@ class UntilRedisAnswers(Retry):
             self._log.log(level, "%s: Redis failed (%s); retrying in %g s", who, error, wait)
 
         return super().call_with_retry(do, failed, is_retryable, with_failure_count=True)
+
+
+class WorkerRedis(Redis):
+    """The worker process's Redis client (``rq worker --connection-class``): it waits for Redis
+    from its first command; the worker replaces the policy with its own (which names it) once it
+    exists."""
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Self:
+        who = "Worker (starting)"
+        kwargs.setdefault("retry", UntilRedisAnswers(logging.getLogger(__name__), lambda: who))
+        return super().from_url(url, **kwargs)

@@ -218,6 +218,39 @@ def test_a_job_that_ends_while_redis_is_cut_off_says_so_once_redis_is_back(
     assert "Redis failed" in worker.log()
 
 
+class TestStartedDuringAnOutage:
+    """``rq worker`` asks Redis before its worker exists: it must wait there too."""
+
+    @pytest.fixture
+    def environ(self, environ: dict[str, str], private_redis: RedisServer) -> dict[str, str]:
+        return {**environ, "REDIS_URL": private_redis.url()}
+
+    def test_a_worker_started_while_redis_is_down_waits_and_then_takes_jobs(
+        self,
+        client: FlaskClient,
+        workers: StartWorkers,
+        private_redis: RedisServer,
+        view: SlowView,
+        pg_source: Database,
+    ) -> None:
+        register(client, "src", "postgres", pg_source.config())
+        private_redis.stop()
+        with workers(1) as (worker,):
+
+            def waiting_or_gone() -> bool:
+                return "Redis failed" in worker.log() or worker.popen.poll() is not None
+
+            wait_until(waiting_or_gone, 60, "the worker neither waited nor exited")
+            hold(3, worker)  # it stays, waiting
+            private_redis.start()
+            job = wait_for_job(client, submit(client, EVERY_TABLE), timeout=DEADLINE_SECONDS)
+            assert worker.popen.poll() is None, worker.log()
+
+        assert job["status"] == "finished", job
+        assert job["result"]["tables_refreshed"] == 2
+        assert "Worker (starting): Redis failed" in worker.log()
+
+
 class TestStoppedDuringAnOutage:
     """A worker told to stop while Redis is down stops within the dyno manager's 30 s."""
 
