@@ -123,8 +123,9 @@ _SESSION_OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO -c default_transaction_read
 _quote = PGDialect(paramstyle="qmark").identifier_preparer.quote_identifier
 
 # One query for every column of every table, view, materialized view, foreign table and
-# partitioned table (not its partitions). Domains, even nested, resolve to their base type and
-# the first type modifier met on the way down (the domain's ``numeric(12,2)``).
+# partitioned table (not its partitions), or of the relations asked for. Domains, even nested,
+# resolve to their base type and the first type modifier met on the way down (the domain's
+# ``numeric(12,2)``).
 _DISCOVERY_SQL = """
 WITH RECURSIVE domain_base AS (
     SELECT t.oid AS domain_oid, t.typbasetype AS base_oid, t.typtypmod AS base_typmod
@@ -141,8 +142,7 @@ SELECT n.nspname, c.relname, a.attname, a.attnotnull,
             ELSE db.base_typmod END,
        array_position(pk.indkey::int2[], a.attnum),
        {split_pages}
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+FROM {relations}
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_catalog.pg_index pk ON pk.indrelid = c.oid AND pk.indisprimary
@@ -158,10 +158,16 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
 ORDER BY n.nspname, c.relname, a.attnum
 """
 _SCHEMA_FILTER = "AND n.nspname = ANY(%(schemas)s)"
-_ONLY_FILTER = (
-    "AND (n.nspname, c.relname) IN "
-    "(SELECT * FROM unnest(%(only_schemas)s::text[], %(only_tables)s::text[]))"
-)
+_ALL_RELATIONS = """pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"""
+# The relations asked for, looked up by name (pg_class's index on relname and namespace): a
+# filter on the whole catalog's rows would read the columns of every table of the database, a
+# cost that grows with the source's size for a read of one table.
+_ONLY_RELATIONS = """(
+    SELECT DISTINCT * FROM unnest(%(only_schemas)s::text[], %(only_tables)s::text[])
+) AS w(schema_name, table_name)
+JOIN pg_catalog.pg_namespace n ON n.nspname = w.schema_name
+JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = w.table_name"""
 
 # By default ADBC loads every type of the database when it connects, each table's row type and
 # columns included: seconds per connection on a database of many tables. The SELECT only
@@ -344,13 +350,16 @@ class PostgresSource(Source):
         if self.config.get("schemas"):
             filters.append(_SCHEMA_FILTER)
             params["schemas"] = list(self.config["schemas"])
+        relations = _ALL_RELATIONS
         if only is not None:
-            filters.append(_ONLY_FILTER)
+            relations = _ONLY_RELATIONS
             params["only_schemas"] = [schema for schema, _ in only]
             params["only_tables"] = [table for _, table in only]
         # Tables described for a read also say how it may split them: one question fewer each.
         split_pages = "NULL" if only is None else _SPLIT_PAGES_SQL
-        sql = _DISCOVERY_SQL.format(filters="\n  ".join(filters), split_pages=split_pages)
+        sql = _DISCOVERY_SQL.format(
+            relations=relations, filters="\n  ".join(filters), split_pages=split_pages
+        )
         with source_errors(self._secrets, _DRIVER_ERRORS), self._kept() as connection:
             rows = connection.execute(sql, params).fetchall()
         tables = tables_of(

@@ -54,11 +54,13 @@ def test_discovery_skips_system_schemas_partitions_and_honours_filters(
         Column("name", pa.string(), False, "text"),
     )
     assert {t.key for t in source(pg_source, schemas=["other"]).discover()} == {("other", "t2")}
-    only = [("public", "t1"), ("other", "t2"), ("public", "gone")]
-    assert {t.key for t in source(pg_source).discover(only=only)} == {
-        ("public", "t1"),
-        ("other", "t2"),
-    }
+    only = [("public", "t1"), ("other", "t2"), ("public", "gone"), ("public", "parted_2024")]
+    described = source(pg_source).discover(only=[*only, ("public", "t1")])
+    assert [t.key for t in described] == [("other", "t2"), ("public", "t1")]
+    assert described[1].columns == tables["public", "t1"].columns
+    assert [t.key for t in source(pg_source, schemas=["other"]).discover(only=only)] == [
+        ("other", "t2")
+    ]
     assert source(pg_source).discover(only=[]) == []
 
 
