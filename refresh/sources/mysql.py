@@ -125,17 +125,24 @@ _SIMPLE_TYPES: dict[str, pa.DataType] = {
     ),
 }
 
+# Discovery is two queries, columns and primary keys, matched here: joined in one query,
+# information_schema.STATISTICS is read for every table of every database of the server (a block
+# nested loop), which made describing one table for a read cost as much as the server's size
+# (bench/README.md, "Describing a table costs what the table costs").
 _DISCOVERY_SQL = """
-SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE,
-       c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.IS_NULLABLE, k.SEQ_IN_INDEX
-FROM information_schema.COLUMNS c
-LEFT JOIN information_schema.STATISTICS k
-  ON k.TABLE_SCHEMA = c.TABLE_SCHEMA AND k.TABLE_NAME = c.TABLE_NAME
-  AND k.COLUMN_NAME = c.COLUMN_NAME AND k.INDEX_NAME = 'PRIMARY'
-WHERE c.TABLE_SCHEMA IN %(schemas)s AND c.TABLE_SCHEMA NOT IN %(system)s {only}
-ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION
+SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE,
+       NUMERIC_PRECISION, NUMERIC_SCALE, IS_NULLABLE
+FROM information_schema.COLUMNS
+WHERE TABLE_SCHEMA IN %(schemas)s AND TABLE_SCHEMA NOT IN %(system)s {only}
+ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION
 """
-_ONLY_FILTER = "AND (c.TABLE_SCHEMA, c.TABLE_NAME) IN %(only)s"
+_PRIMARY_KEYS_SQL = """
+SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, SEQ_IN_INDEX
+FROM information_schema.STATISTICS
+WHERE INDEX_NAME = 'PRIMARY' AND TABLE_SCHEMA IN %(schemas)s AND TABLE_SCHEMA NOT IN %(system)s
+  {only}
+"""
+_ONLY_FILTER = "AND (TABLE_SCHEMA, TABLE_NAME) IN %(only)s"
 
 _DRIVER_ERRORS = (pymysql.MySQLError,)
 
@@ -179,6 +186,36 @@ SELECT NOW(),
        (SELECT JSON_ARRAYAGG(JSON_ARRAY(NAME, TABLE_ID)) FROM information_schema.{view}
         WHERE NAME IN %(names)s)
 """
+
+
+def _discovered(
+    cursor: pymysql.cursors.Cursor, schemas: list[str], only: set[tuple[str, str]] | None
+) -> list[DiscoveredTable]:
+    """The tables of ``schemas`` (those of ``only`` among them), with their primary keys."""
+    params: dict[str, object] = {"schemas": schemas, "system": _SYSTEM_SCHEMAS}
+    only_filter = ""
+    if only is not None:
+        params["only"], only_filter = list(only), _ONLY_FILTER
+    cursor.execute(_DISCOVERY_SQL.format(only=only_filter), params)
+    rows = cursor.fetchall()
+    cursor.execute(_PRIMARY_KEYS_SQL.format(only=only_filter), params)
+    ranks = {(schema, table, name): rank for schema, table, name, rank in cursor}
+    # information_schema compares names case-insensitively; identifiers are not.
+    return tables_of(
+        (
+            schema,
+            table,
+            Column(
+                name,
+                arrow_type(data_type, column_type, precision, scale),
+                nullable == "YES",
+                column_type,
+            ),
+            ranks.get((schema, table, name)),
+        )
+        for schema, table, name, data_type, column_type, precision, scale, nullable in rows
+        if schema in schemas and (only is None or (schema, table) in only)
+    )
 
 
 def arrow_type(
@@ -253,36 +290,23 @@ class MySQLSource(Source):
 
     def discover(self, only: Collection[tuple[str, str]] | None = None) -> list[DiscoveredTable]:
         schemas = list(self.config.get("schemas") or [self.config["database"]])
-        params: dict[str, object] = {"schemas": schemas, "system": _SYSTEM_SCHEMAS}
-        if only is not None:
-            if not only:
-                return []
-            params["only"] = [tuple(pair) for pair in only]
-        sql = _DISCOVERY_SQL.format(only=_ONLY_FILTER if only is not None else "")
+        if only is not None and not only:
+            return []
         with (
             source_errors(self._secrets, _DRIVER_ERRORS),
             closing(self.connect()) as connection,
             connection.cursor() as cursor,
         ):
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        # information_schema compares names case-insensitively; identifiers are not.
-        wanted = set(only) if only is not None else None
-        return tables_of(
-            (
-                schema,
-                table,
-                Column(
-                    name,
-                    arrow_type(data_type, column_type, precision, scale),
-                    nullable == "YES",
-                    column_type,
-                ),
-                key,
-            )
-            for schema, table, name, data_type, column_type, precision, scale, nullable, key in rows
-            if schema in schemas and (wanted is None or (schema, table) in wanted)
-        )
+            if only is None:
+                return _discovered(cursor, schemas, None)
+            wanted = set(only)
+            tables = _discovered(cursor, schemas, wanted)
+            # information_schema looks names up without case (and accents): of two tables whose
+            # names differ only so, asked together, it finds one. The others are asked alone.
+            missing = wanted.difference(t.key for t in tables)
+            for name in sorted(missing) if tables else ():
+                tables += _discovered(cursor, schemas, {name})
+            return tables
 
     def fingerprints(
         self, tables: Collection[tuple[str, str]]

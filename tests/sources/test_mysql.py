@@ -64,6 +64,23 @@ def test_discovery_covers_the_database_views_and_honours_filters(
     assert {t.key for t in source(mysql_source).discover(only=only)} == {(db, "t1")}
 
 
+def test_tables_whose_names_differ_in_case_keep_their_own_primary_keys(
+    mysql_source: Database, mariadb: MariaDBServer
+) -> None:
+    """Table names are case-sensitive on Linux, while information_schema compares them without
+    case: one table's key must not be taken for the other's."""
+    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE Keyed (Id int, b int, PRIMARY KEY (Id))")
+        cur.execute("CREATE TABLE keyed (id int, B int)")
+    db = mysql_source.database
+
+    for tables in (
+        source(mysql_source).discover(),
+        source(mysql_source).discover(only=[(db, "keyed"), (db, "Keyed")]),
+    ):
+        assert {t.key: t.primary_key for t in tables} == {(db, "Keyed"): ("Id",), (db, "keyed"): ()}
+
+
 EXPECTED_TYPES = {
     "i1": pa.int8(),
     "u1": pa.uint8(),
