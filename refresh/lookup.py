@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import TypeVar
 
 from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.orm import Session, selectinload
@@ -66,27 +67,43 @@ def load_table(
     return row
 
 
+# Names or ids per query of the lookups below. PostgreSQL parses a list of (schema, table) pairs
+# into one nested expression: 10,000 exceed its stack (max_stack_depth), and a batch of a
+# connection of tens of thousands of small tables, or ``flask refresh run``, asks for more.
+LOOKUP_CHUNK = 1000
+
+
 def load_tables(
     session: Session, connection_id: str, names: Collection[tuple[str, str]]
 ) -> dict[tuple[str, str], Table]:
     """The catalog rows of the named tables of a connection that exist, by (schema, table)."""
-    if not names:
-        return {}
-    rows = session.scalars(
-        select(Table).where(
-            Table.connection_id == connection_id,
-            tuple_(Table.schema_name, Table.table_name).in_(list(names)),
+    found: dict[tuple[str, str], Table] = {}
+    for chunk in _chunks(list(names)):
+        rows = session.scalars(
+            select(Table).where(
+                Table.connection_id == connection_id,
+                tuple_(Table.schema_name, Table.table_name).in_(chunk),
+            )
         )
-    )
-    return {(row.schema_name, row.table_name): row for row in rows}
+        found.update({(row.schema_name, row.table_name): row for row in rows})
+    return found
 
 
 def load_settings(session: Session, table_ids: Collection[int]) -> dict[int, TableSettings]:
     """The tables' own settings, by table id (a table without is absent: the defaults)."""
-    if not table_ids:
-        return {}
-    rows = session.scalars(select(TableSettings).where(TableSettings.table_id.in_(table_ids)))
-    return {row.table_id: row for row in rows}
+    found: dict[int, TableSettings] = {}
+    for chunk in _chunks(list(table_ids)):
+        rows = session.scalars(select(TableSettings).where(TableSettings.table_id.in_(chunk)))
+        found.update({row.table_id: row for row in rows})
+    return found
+
+
+_T = TypeVar("_T")
+
+
+def _chunks(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), LOOKUP_CHUNK):
+        yield items[start : start + LOOKUP_CHUNK]
 
 
 def source_opener(rt: Runtime, connection: Connection) -> Callable[[], Source]:
