@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -18,14 +17,6 @@ from refresh.catalog.migrations import upgrade as migrate
 from tests.support.markers import both_catalogs
 
 pytestmark = both_catalogs
-
-
-@pytest.fixture
-def catalog(catalog_url: str) -> Iterator[Catalog]:
-    catalog = Catalog(catalog_url)
-    migrate(catalog)
-    yield catalog
-    catalog.dispose()
 
 
 def _table(session, name: str = "orders") -> Table:

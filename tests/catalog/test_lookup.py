@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from sqlalchemy import select
 
 from refresh.catalog import Catalog, Connection, Table, TableSettings
-from refresh.catalog.migrations import upgrade as migrate
 from refresh.lookup import load_settings, load_tables
 from tests.support.markers import both_catalogs
 
@@ -17,14 +13,6 @@ pytestmark = both_catalogs
 # A batch of a connection of tens of thousands of small tables (or ``flask refresh run``) asks
 # for this many at once; PostgreSQL refused such a list of names in one query.
 MANY = 12_000
-
-
-@pytest.fixture
-def catalog(catalog_url: str) -> Iterator[Catalog]:
-    catalog = Catalog(catalog_url)
-    migrate(catalog)
-    yield catalog
-    catalog.dispose()
 
 
 def test_thousands_of_tables_are_looked_up_at_once(catalog: Catalog) -> None:
