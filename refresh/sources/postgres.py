@@ -129,7 +129,7 @@ _quote = PGDialect(paramstyle="qmark").identifier_preparer.quote_identifier
 _DISCOVERY_SQL = """
 WITH RECURSIVE domain_base AS (
     SELECT t.oid AS domain_oid, t.typbasetype AS base_oid, t.typtypmod AS base_typmod
-    FROM pg_catalog.pg_type t WHERE t.typtype = 'd'
+    FROM pg_catalog.pg_type t WHERE t.typtype = 'd' {domains}
   UNION ALL
     SELECT d.domain_oid, t.typbasetype,
            CASE WHEN d.base_typmod = -1 THEN t.typtypmod ELSE d.base_typmod END
@@ -168,6 +168,10 @@ _ONLY_RELATIONS = """(
 ) AS w(schema_name, table_name)
 JOIN pg_catalog.pg_namespace n ON n.nspname = w.schema_name
 JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = w.table_name"""
+# ...and the domains their columns use: finding every domain scans pg_type, two rows a table.
+_ONLY_DOMAINS = f"""AND t.oid IN (
+        SELECT a.atttypid FROM {_ONLY_RELATIONS}
+        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid)"""
 
 # By default ADBC loads every type of the database when it connects, each table's row type and
 # columns included: seconds per connection on a database of many tables. The SELECT only
@@ -350,15 +354,18 @@ class PostgresSource(Source):
         if self.config.get("schemas"):
             filters.append(_SCHEMA_FILTER)
             params["schemas"] = list(self.config["schemas"])
-        relations = _ALL_RELATIONS
+        relations, domains = _ALL_RELATIONS, ""
         if only is not None:
-            relations = _ONLY_RELATIONS
+            relations, domains = _ONLY_RELATIONS, _ONLY_DOMAINS
             params["only_schemas"] = [schema for schema, _ in only]
             params["only_tables"] = [table for _, table in only]
         # Tables described for a read also say how it may split them: one question fewer each.
         split_pages = "NULL" if only is None else _SPLIT_PAGES_SQL
         sql = _DISCOVERY_SQL.format(
-            relations=relations, filters="\n  ".join(filters), split_pages=split_pages
+            domains=domains,
+            relations=relations,
+            filters="\n  ".join(filters),
+            split_pages=split_pages,
         )
         with source_errors(self._secrets, _DRIVER_ERRORS), self._kept() as connection:
             rows = connection.execute(sql, params).fetchall()

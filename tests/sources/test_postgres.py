@@ -129,6 +129,7 @@ def test_every_type_maps_exactly_and_reads_back_equal(
     pg = source(pg_source)
     [table] = pg.discover()
     assert types_of(table) == EXPECTED_TYPES
+    assert pg.discover(only=[table.key]) == [table]  # as a refresh describes it
 
     rows = read_rows(pg, table)
 
