@@ -23,6 +23,7 @@ from rq.worker import SimpleWorker
 
 from refresh.jobs import JobQueue
 from refresh.runtime import Runtime
+from workers.dependents import EnqueuesReadyDependents
 from workers.process_runtime import bound
 from workers.queues import QUEUES
 from workers.scheduler import Scheduler
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT_SECONDS = 10
 
 
-class ThreadWorker(SimpleWorker):
+class ThreadWorker(EnqueuesReadyDependents, SimpleWorker):
     """An RQ worker in a thread: signals belong to the web server, stopping is a flag.
 
     No pub/sub subscription: RQ's remote commands (``rq`` CLI's stop-job, shutdown) address

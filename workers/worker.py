@@ -41,6 +41,7 @@ from sqlalchemy.orm import configure_mappers
 import workers.tasks  # noqa: F401 (loaded once, before the work horses fork)
 from refresh.common.errors import Interrupted
 from refresh.sources import SOURCE_TYPES, source_class
+from workers.dependents import EnqueuesReadyDependents
 from workers.process_runtime import shutdown_requested
 from workers.redis_retry import UntilRedisAnswers
 from workers.time_limits import TimeLimit
@@ -54,7 +55,7 @@ class WorkerShutdown(ShutDownImminentException, Interrupted):
     """The worker is stopping (SIGTERM) and the job did not finish in its grace period."""
 
 
-class RefreshWorker(HerokuWorker):
+class RefreshWorker(EnqueuesReadyDependents, HerokuWorker):
     death_penalty_class = TimeLimit
     # Within Heroku's 30 s between SIGTERM and SIGKILL, with room to record the failure.
     imminent_shutdown_delay = 10
