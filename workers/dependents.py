@@ -4,8 +4,9 @@ RQ 3 moves such a job (the finisher of a connection-wide refresh) into its queue
 ``ReadyJobRegistry`` in the transaction that ends its last dependency, then enqueues it from
 there under a WATCH of the whole registry and of the job. Any concurrent change to the registry,
 such as another job of the queue being made ready or enqueued at the same moment, makes it give
-up and leave the job for ``ReadyJobRegistry.cleanup``, which only a worker's maintenance runs,
-every ten minutes. With several batches and finishers ending together (overlapping mode-4
+up and leave the job for ``ReadyJobRegistry.cleanup``, which only a worker's maintenance runs:
+every 30 s at best for the Procfile's workers (``--maintenance-interval``), every ten minutes for
+embedded mode's. With several batches and finishers ending together (overlapping mode-4
 requests), a refresh's result then waited that long. So each worker, after a job ends, enqueues
 what the registry still holds, trying again while concurrent changes make it give up. The
 registry's own check keeps each job enqueued once, whoever gets there first.

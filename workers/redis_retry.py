@@ -102,6 +102,6 @@ class WorkerRedis(Redis):
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Self:
-        who = "Worker (starting)"
-        kwargs.setdefault("retry", UntilRedisAnswers(logging.getLogger(__name__), lambda: who))
+        retry = UntilRedisAnswers(logging.getLogger(__name__), lambda: "Worker (starting)")
+        kwargs.setdefault("retry", retry)
         return super().from_url(url, **kwargs)

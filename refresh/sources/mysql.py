@@ -303,9 +303,9 @@ class MySQLSource(Source):
             tables = _discovered(cursor, schemas, wanted)
             # information_schema looks names up without case (and accents): of two tables whose
             # names differ only so, asked together, it finds one. The others are asked alone.
-            missing = wanted.difference(t.key for t in tables)
-            for name in sorted(missing) if tables else ():
-                tables += _discovered(cursor, schemas, {name})
+            if tables:  # a name can only have been shadowed by one that was found
+                for name in sorted(wanted.difference(t.key for t in tables)):
+                    tables += _discovered(cursor, schemas, {name})
             return tables
 
     def fingerprints(

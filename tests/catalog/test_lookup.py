@@ -37,7 +37,7 @@ def test_thousands_of_tables_are_looked_up_at_once(catalog: Catalog) -> None:
     with catalog.session() as session:
         found = load_tables(session, "c1", asked)
         assert sorted(found) == sorted(present)
-        assert {name: row.id for name, row in found.items()}[present[1]] == ids[1]
+        assert found[present[1]].id == ids[1]
         settings = load_settings(session, [*range(ids[-1] + 1, ids[-1] + MANY), *ids])
         assert {table_id: row.hold_below_ratio for table_id, row in settings.items()} == {
             ids[1]: 0.5

@@ -218,12 +218,16 @@ def test_a_job_that_ends_while_redis_is_cut_off_says_so_once_redis_is_back(
     assert "Redis failed" in worker.log()
 
 
-class TestStartedDuringAnOutage:
-    """``rq worker`` asks Redis before its worker exists: it must wait there too."""
+class OnPrivateRedis:
+    """Workers whose Redis server the test stops and starts, its own."""
 
     @pytest.fixture
     def environ(self, environ: dict[str, str], private_redis: RedisServer) -> dict[str, str]:
         return {**environ, "REDIS_URL": private_redis.url()}
+
+
+class TestStartedDuringAnOutage(OnPrivateRedis):
+    """``rq worker`` asks Redis before its worker exists: it must wait there too."""
 
     def test_a_worker_started_while_redis_is_down_waits_and_then_takes_jobs(
         self,
@@ -251,12 +255,8 @@ class TestStartedDuringAnOutage:
         assert "Worker (starting): Redis failed" in worker.log()
 
 
-class TestStoppedDuringAnOutage:
+class TestStoppedDuringAnOutage(OnPrivateRedis):
     """A worker told to stop while Redis is down stops within the dyno manager's 30 s."""
-
-    @pytest.fixture
-    def environ(self, environ: dict[str, str], private_redis: RedisServer) -> dict[str, str]:
-        return {**environ, "REDIS_URL": private_redis.url()}
 
     def test_an_idle_worker_stops_at_once(
         self, workers: StartWorkers, private_redis: RedisServer
