@@ -8,9 +8,12 @@ show the queue, and what a run would do now, without changing anything (``flask 
 Any number of processors may run at once (two schedulers, a run still going when the next one
 starts). Each claims a batch of due rows for ``CLAIM_SECONDS`` in one short transaction (``FOR
 UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serializes the claims), deletes
-outside any transaction, and records each outcome in a short one, only if it still holds the
-claim. A processor killed mid-batch leaves its claims to expire; another one then takes the rows
-over. However long the backlog, no more than a batch is in memory and no transaction lasts long.
+outside any transaction, and records the outcomes in short ones, only for the rows it still
+claims: a failure at once, the deletions of a batch together when the batch ends (one
+transaction for up to ``BATCH_SIZE`` rows; a transaction per row cost three times the deletion
+itself). A processor killed mid-batch leaves its claims to expire; another one then takes the
+rows over, and deletes again what is already gone, which succeeds. However long the backlog, no
+more than a batch is in memory and no transaction lasts long.
 """
 
 from __future__ import annotations
@@ -136,12 +139,17 @@ def process_pending_deletions(rt: Runtime) -> DeletionRun:
         if not batch:
             break
         stop_at = time.monotonic() + CLAIM_SECONDS - CLAIM_MARGIN_SECONDS
-        for position, row in enumerate(batch):
-            if position and time.monotonic() > stop_at:  # a slow storage: claim the rest afresh
-                _release(rt, token, [r.id for r in batch[position:]])
-                after_id = row.id - 1
-                break
-            _process(rt, token, row, run)
+        deleted: list[_Claimed] = []
+        try:
+            for position, row in enumerate(batch):
+                if position and time.monotonic() > stop_at:  # a slow storage: claim the rest afresh
+                    _release(rt, token, [r.id for r in batch[position:]])
+                    after_id = row.id - 1
+                    break
+                if _process(rt, token, row, run):
+                    deleted.append(row)
+        finally:  # also when the run is stopped mid-batch (a job's time limit)
+            _record_deletions(rt, token, deleted)
     if run != DeletionRun():
         log.info("pending deletions processed: %s", run)
     return run
@@ -219,11 +227,12 @@ def _in_use(session: Session, paths: list[str]) -> tuple[set[str], set[str]]:
     return set(current), set(writing)
 
 
-def _process(rt: Runtime, token: str, row: _Claimed, run: DeletionRun) -> None:
+def _process(rt: Runtime, token: str, row: _Claimed, run: DeletionRun) -> bool:
+    """Delete the row's directory (True), or record why not."""
     if row.delete_after is None:
         _defer(rt, token, row)
         run.deferred += 1
-        return
+        return False
     try:
         rt.storage.delete_prefix(row.path)
     except StorageError as error:  # anything else (a job's time limit) ends the run
@@ -231,20 +240,29 @@ def _process(rt: Runtime, token: str, row: _Claimed, run: DeletionRun) -> None:
             run.given_up += 1
         else:
             run.failed += 1
-        return
-    _record_deletion(rt, token, row)
+        return False
     run.deleted += 1
+    return True
 
 
-def _record_deletion(rt: Runtime, token: str, row: _Claimed) -> None:
+def _record_deletions(rt: Runtime, token: str, rows: list[_Claimed]) -> None:
+    """Remove the rows whose directories went, and mark their versions ``deleted``; a row whose
+    claim expired meanwhile belongs to the processor that took it over, which records it."""
+    if not rows:
+        return
     with rt.catalog.session() as session:
-        if not _remove(session, token, row):
-            return
-        session.execute(
-            update(TableVersion)
-            .where(TableVersion.path == row.path)
-            .values(status=VersionStatus.DELETED, deleted_at=utcnow())
-        )
+        ours = session.scalars(
+            delete(PendingDeletion)
+            .where(PendingDeletion.id.in_([row.id for row in rows]))
+            .where(PendingDeletion.claim_token == token)
+            .returning(PendingDeletion.path)
+        ).all()
+        if ours:
+            session.execute(
+                update(TableVersion)
+                .where(TableVersion.path.in_(ours))
+                .values(status=VersionStatus.DELETED, deleted_at=utcnow())
+            )
 
 
 def _record_failure(rt: Runtime, token: str, row: _Claimed, reason: str) -> bool:
