@@ -15,7 +15,8 @@ Each pass, in this order:
 3. **Run** the due schedules: a run is claimed by moving ``next_run_at`` on with a
    compare-and-set, so two schedulers never start one run twice; a schedule whose previous run is
    still in flight skips this one (it is not queued up behind it); the others submit the
-   connection's mode-4 request to the job queue, as ``POST /refresh`` would.
+   connection's mode-4 request to the job queue, as ``POST /refresh`` would, under the job id
+   their claim recorded.
 
 Everything a schedule needs is in the catalog, so any number of schedulers (or restarts, or a
 Redis flush) lose no schedule and start no run twice. No ``rq`` here: the job queue is the API's
@@ -34,7 +35,7 @@ from sqlalchemy import exists, select, update
 
 from refresh.catalog import Schedule, Table, utcnow
 from refresh.common.errors import NotFound, RefreshError
-from refresh.jobs import ENDED, Job, JobQueue, JobStatus
+from refresh.jobs import ENDED, Job, JobQueue, JobStatus, new_job_id
 from refresh.refresh_request import Mode, RefreshRequest
 from refresh.runtime import Runtime
 from refresh.schedules import Timing
@@ -157,11 +158,15 @@ def _forgive(rt: Runtime) -> None:
 
 
 def _run(rt: Runtime, jobs: JobQueue, schedule: Schedule, now: datetime, report: Pass) -> None:
+    """Claim the run, then submit its job under the id the claim recorded, so the schedule
+    names its job from the start. The run counts as unsettled (its outcome awaited) only once
+    the job exists; a submit that fails takes the id back."""
     timing = Timing.of(schedule)
     in_flight = not schedule.last_job_settled and schedule.last_job_id is not None
+    job_id = new_job_id()
     claimed = {"next_run_at": timing.next_run(now)}
     if not in_flight:
-        claimed |= {"last_run_at": now, "last_job_id": None, "last_job_settled": True}
+        claimed |= {"last_run_at": now, "last_job_id": job_id, "last_job_settled": True}
     with rt.catalog.session() as session:
         won = session.execute(
             update(Schedule)
@@ -189,11 +194,13 @@ def _run(rt: Runtime, jobs: JobQueue, schedule: Schedule, now: datetime, report:
         "include_uncached": schedule.include_uncached,
         "if_changed": schedule.only_if_changed,
     }
-    job = jobs.submit(request, Mode.CONNECTION_DATA, body)
+    ours = (Schedule.connection_id == schedule.connection_id, Schedule.last_job_id == job_id)
+    try:
+        jobs.submit(request, Mode.CONNECTION_DATA, body, job_id=job_id)
+    except Exception:
+        with rt.catalog.session() as session:
+            session.execute(update(Schedule).where(*ours).values(last_job_id=None))
+        raise
     report.started += 1
     with rt.catalog.session() as session:
-        session.execute(
-            update(Schedule)
-            .where(Schedule.connection_id == schedule.connection_id, Schedule.last_run_at == now)
-            .values(last_job_id=job.job_id, last_job_settled=False)
-        )
+        session.execute(update(Schedule).where(*ours).values(last_job_settled=False))

@@ -1,16 +1,24 @@
-"""``PUT|GET|DELETE /connections/{id}/schedule``: the resource; running it is in
+"""``PUT|GET|DELETE /connections/{id}/schedule``: the resource, and how a scheduler's pass starts
+a run of it; running it with the Procfile's processes is in
 tests/workers/test_refresh_schedules.py."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from croniter import croniter
 from flask.testing import FlaskClient
 
 from refresh.catalog import utcnow
+from refresh.common.errors import ServiceUnavailable
+from refresh.jobs import Job, JobStatus, new_job_id
+from refresh.refresh_request import Mode, RefreshRequest
+from refresh.runtime import Runtime
+from refresh.schedule_runs import run_schedules
 from tests.support.api import assert_error, post_connection, refresh, wait_for_job
 from tests.support.freshness import sqlite_source
 from tests.support.markers import both_catalogs
@@ -148,9 +156,64 @@ class TestEmbedded:
 
         def found_unchanged() -> bool:  # only_if_changed: once the file's fingerprint settled
             last = client.get(SCHEDULE).get_json()["last_job_id"]
-            if last is None:  # a run being started: its job id comes next
-                return False
             result = wait_for_job(client, last).get("result", {})
             return result.get("tables_unchanged") == 1 and result["total_rows"] == 0
 
         wait_until(found_unchanged, 60, "no scheduled run found the table unchanged")
+
+
+class Submitting:
+    """The job queue of a scheduler's pass: notes what the schedule showed while each job was
+    being submitted, and refuses jobs while ``down``, as a queue whose Redis is down does."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self._client = client
+        self.down = False
+        self.seen: list[tuple[str | None, str | None]] = []  # (job id, last_job_id shown)
+
+    def submit(
+        self,
+        request: RefreshRequest,
+        mode: Mode,
+        body: Mapping[str, Any],
+        job_id: str | None = None,
+    ) -> Job:
+        self.seen.append((job_id, self._client.get(SCHEDULE).get_json()["last_job_id"]))
+        if self.down:
+            raise ServiceUnavailable("the job queue cannot be reached")
+        return Job(job_id or new_job_id(), JobStatus.QUEUED, mode, body)
+
+
+class TestStartingARun:
+    """One pass of the scheduler (``run_schedules``), an hour ahead of the clock so that the
+    schedule is due for it and for no scheduler running meanwhile."""
+
+    @both_catalogs
+    def test_the_schedule_names_the_job_of_a_run_from_its_start(
+        self, client: FlaskClient, rt: Runtime, source: str
+    ) -> None:
+        client.put(SCHEDULE, json={"every_seconds": 600})
+        queue = Submitting(client)
+
+        run_schedules(rt, queue, now=utcnow() + timedelta(hours=1))  # type: ignore[arg-type]
+
+        [(job_id, shown)] = queue.seen
+        assert job_id is not None
+        assert shown == job_id
+        assert client.get(SCHEDULE).get_json()["last_job_id"] == job_id
+
+    def test_a_run_whose_job_cannot_be_queued_names_none_and_holds_nothing_back(
+        self, client: FlaskClient, rt: Runtime, source: str
+    ) -> None:
+        client.put(SCHEDULE, json={"every_seconds": 600})
+        queue = Submitting(client)
+        queue.down = True
+
+        run_schedules(rt, queue, now=utcnow() + timedelta(hours=1))  # type: ignore[arg-type]
+
+        assert len(queue.seen) == 1
+        assert client.get(SCHEDULE).get_json()["last_job_id"] is None
+        queue.down = False
+        run_schedules(rt, queue, now=utcnow() + timedelta(hours=2))  # type: ignore[arg-type]
+        assert len(queue.seen) == 2  # the next run was not taken for one in flight
+        assert client.get(SCHEDULE).get_json()["last_job_id"] == queue.seen[1][0]
