@@ -1,20 +1,23 @@
 """Where a batch of a connection-wide refresh spends its time: one batch, in this process.
 
     python -m bench.profile_batch [--tables 500] [--rows 1000] [--threads 2] [--rounds 3]
+                                  [--source postgres|duckdb]
     py-spy record --native -o batch.txt --format raw -- .venv/bin/python -m bench.profile_batch
 
-Builds (or reuses) a source database of ``--tables`` copies of the reference ``orders`` table
-with ``--rows`` rows, registers it with a PostgreSQL catalog and a filesystem cache, caches every
-table once, then refreshes them all as ONE batch, ``--rounds`` times, exactly as a work horse
-does (``refresh.data_refresh.refresh_tables``, outcomes recorded in a Redis of its own). Prints
-the wall and CPU time per table; under py-spy (every thread, native frames) it shows where they
-go. The profiles in bench/README.md come from it.
+Builds (or reuses) a source of ``--tables`` tables of ``--rows`` rows: a PostgreSQL database of
+copies of the reference ``orders`` table, or a DuckDB file (kept in the temporary directory) of
+tables with the same columns and generated rows. Registers it with a PostgreSQL catalog and a
+filesystem cache, caches every table once, then refreshes them all as ONE batch, ``--rounds``
+times, exactly as a work horse does (``refresh.data_refresh.refresh_tables``, outcomes recorded
+in a Redis of its own). Prints the wall and CPU time per table; under py-spy (every thread,
+native frames) it shows where they go. The profiles in bench/README.md come from it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +32,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--source", choices=["postgres", "duckdb"], default="postgres")
     args = parser.parse_args()
 
     from refresh.api.context import EXTENSION, JOBS
@@ -43,12 +47,19 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="bench-profile-") as work,
         private_redis() as redis_url,
     ):
-        fill(source, args.tables, args.rows)
         catalog_url = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{catalog}"
-        client = service_client(Path(work), catalog_url=catalog_url)
-        config = {**PG, "database": source, "schemas": ["public"]}
+        if args.source == "duckdb":
+            path = duckdb_file(args.tables, args.rows)
+            client = service_client(
+                Path(work), catalog_url=catalog_url, FILE_SOURCES_DIR=str(path.parent)
+            )
+            config: dict[str, object] = {"path": str(path)}
+        else:
+            fill(source, args.tables, args.rows)
+            client = service_client(Path(work), catalog_url=catalog_url)
+            config = {**PG, "database": source, "schemas": ["public"]}
         created = client.post(
-            "/connections", json={"name": "bench", "source_type": "postgres", "config": config}
+            "/connections", json={"name": "bench", "source_type": args.source, "config": config}
         )
         assert created.status_code == 201, created.get_json()
         rt = client.application.extensions[EXTENSION]
@@ -75,6 +86,34 @@ def main() -> None:
                 f"{cpu / len(tables) * 1000:.2f} ms of CPU a table; {len(failed)} failed"
             )
         client.application.extensions[JOBS].close()
+
+
+def duckdb_file(tables: int, rows: int) -> Path:
+    """A DuckDB file of ``tables`` tables with the columns of ``orders`` and ``rows`` generated
+    rows each, made once and kept."""
+    import duckdb
+
+    path = Path(tempfile.gettempdir()) / "rs_bench_profile" / f"{tables}x{rows}.duckdb"
+    if path.exists():
+        return path
+    print(f"creating {tables} DuckDB tables of {rows:,} rows in {path} ...", file=sys.stderr)
+    path.parent.mkdir(exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    with duckdb.connect(str(partial)) as con:
+        con.execute(
+            "CREATE TABLE template AS SELECT i::BIGINT AS id, (i % 100000)::INTEGER AS customer_id,"
+            " TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_seconds(i) AS created_at,"
+            " ((i % 100000) / 100)::DECIMAL(12, 2) AS amount, 'status-' || (i % 5) AS status,"
+            " CASE WHEN i % 3 = 0 THEN NULL ELSE 'note ' || i END AS note,"
+            " i % 2 = 0 AS paid, i / 7.0 AS weight"
+            f" FROM range({rows}) r(i)"
+        )
+        for number in range(tables):
+            con.execute(f"CREATE TABLE t{number:04d} AS FROM template")
+        con.execute("DROP TABLE template")
+    partial.rename(path)
+    return path
 
 
 def _tables(client: object) -> list[dict]:

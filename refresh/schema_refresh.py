@@ -70,9 +70,10 @@ def refresh_all_schemas(rt: Runtime) -> SchemaRefreshResult:
 def _refresh_one(rt: Runtime, connection_id: str) -> CatalogChanges:
     with rt.catalog.session() as session:
         source = open_source(rt, load_connection(session, connection_id))
-    discovered = call_within(
-        source.discover, rt.settings.source_stall_timeout_seconds, source.interrupt
-    )
+    with source:
+        discovered = call_within(
+            source.discover, rt.settings.source_stall_timeout_seconds, source.interrupt
+        )
     return record_discovery(rt, connection_id, discovered)
 
 

@@ -26,9 +26,10 @@ one for every table of the file. A ``check_sql`` runs on a read-only connection.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Collection, Iterator
 from contextlib import closing, contextmanager
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import duckdb
 import pyarrow as pa
@@ -117,11 +118,32 @@ def _select_item(column: Column) -> str:
 
 
 class DuckDBSource(Source):
+    """Keeps the file open from its first call to ``close``; each call has a connection of its
+    own to it."""
+
     source_type: ClassVar[str] = "duckdb"
     config_schema = FileConfigSchema
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._kept: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            kept, self._kept = self._kept, None
+        if kept is not None:
+            kept.close()
+
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        connection = duckdb.connect(self.config["path"], read_only=True, config=_CONFINED)
+        """A connection for one call, to the file opened once: opening it loads the whole
+        file's catalog (50 ms for a file of 1,000 tables, 460 ms for 10,000), which a batch paid
+        twice per table (its description, its read); another connection to an open file costs
+        a third of a millisecond."""
+        with self._lock:
+            if self._kept is None:
+                self._kept = duckdb.connect(self.config["path"], read_only=True, config=_CONFINED)
+            connection = self._kept.cursor()
         # Text output of TIMESTAMPTZ values inside cast columns (lists, structs) in UTC.
         connection.execute("SET TimeZone = 'UTC'")
         return connection
