@@ -1,16 +1,17 @@
 """Where a batch of a connection-wide refresh spends its time: one batch, in this process.
 
     python -m bench.profile_batch [--tables 500] [--rows 1000] [--threads 2] [--rounds 3]
-                                  [--source postgres|duckdb]
+                                  [--source postgres|duckdb|sqlite]
     py-spy record --native -o batch.txt --format raw -- .venv/bin/python -m bench.profile_batch
 
 Builds (or reuses) a source of ``--tables`` tables of ``--rows`` rows: a PostgreSQL database of
-copies of the reference ``orders`` table, or a DuckDB file (kept in the temporary directory) of
-tables with the same columns and generated rows. Registers it with a PostgreSQL catalog and a
-filesystem cache, caches every table once, then refreshes them all as ONE batch, ``--rounds``
-times, exactly as a work horse does (``refresh.data_refresh.refresh_tables``, outcomes recorded
-in a Redis of its own). Prints the wall and CPU time per table; under py-spy (every thread,
-native frames) it shows where they go. The profiles in bench/README.md come from it.
+copies of the reference ``orders`` table, or a DuckDB or SQLite file (kept in the temporary
+directory) of tables with the same columns and generated rows. Registers it with a PostgreSQL
+catalog and a filesystem cache, caches every table once, then refreshes them all as ONE batch,
+``--rounds`` times, exactly as a work horse does (``refresh.data_refresh.refresh_tables``,
+outcomes recorded in a Redis of its own). Prints the wall and CPU time per table; under py-spy
+(every thread, native frames) it shows where they go. The profiles in bench/README.md come from
+it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--source", choices=["postgres", "duckdb"], default="postgres")
+    parser.add_argument("--source", choices=["postgres", "duckdb", "sqlite"], default="postgres")
     args = parser.parse_args()
 
     from refresh.api.context import EXTENSION, JOBS
@@ -48,8 +49,8 @@ def main() -> None:
         private_redis() as redis_url,
     ):
         catalog_url = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{catalog}"
-        if args.source == "duckdb":
-            path = duckdb_file(args.tables, args.rows)
+        if args.source != "postgres":
+            path = file_source(args.source, args.tables, args.rows)
             client = service_client(
                 Path(work), catalog_url=catalog_url, FILE_SOURCES_DIR=str(path.parent)
             )
@@ -88,19 +89,28 @@ def main() -> None:
         client.application.extensions[JOBS].close()
 
 
-def duckdb_file(tables: int, rows: int) -> Path:
-    """A DuckDB file of ``tables`` tables with the columns of ``orders`` and ``rows`` generated
-    rows each, made once and kept."""
-    import duckdb
-
-    path = Path(tempfile.gettempdir()) / "rs_bench_profile" / f"{tables}x{rows}.duckdb"
+def file_source(kind: str, tables: int, rows: int) -> Path:
+    """A DuckDB or SQLite file of ``tables`` tables with the columns of ``orders`` and ``rows``
+    generated rows each, made once and kept."""
+    path = Path(tempfile.gettempdir()) / "rs_bench_profile" / f"{tables}x{rows}.{kind}"
     if path.exists():
         return path
-    print(f"creating {tables} DuckDB tables of {rows:,} rows in {path} ...", file=sys.stderr)
+    print(f"creating {tables} {kind} tables of {rows:,} rows in {path} ...", file=sys.stderr)
     path.parent.mkdir(exist_ok=True)
     partial = path.with_suffix(".partial")
     partial.unlink(missing_ok=True)
-    with duckdb.connect(str(partial)) as con:
+    if kind == "duckdb":
+        _fill_duckdb(partial, tables, rows)
+    else:
+        _fill_sqlite(partial, tables, rows)
+    partial.rename(path)
+    return path
+
+
+def _fill_duckdb(path: Path, tables: int, rows: int) -> None:
+    import duckdb
+
+    with duckdb.connect(str(path)) as con:
         con.execute(
             "CREATE TABLE template AS SELECT i::BIGINT AS id, (i % 100000)::INTEGER AS customer_id,"
             " TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_seconds(i) AS created_at,"
@@ -112,8 +122,27 @@ def duckdb_file(tables: int, rows: int) -> Path:
         for number in range(tables):
             con.execute(f"CREATE TABLE t{number:04d} AS FROM template")
         con.execute("DROP TABLE template")
-    partial.rename(path)
-    return path
+
+
+def _fill_sqlite(path: Path, tables: int, rows: int) -> None:
+    import sqlite3
+
+    columns = (
+        "id INTEGER PRIMARY KEY, customer_id INTEGER, created_at TIMESTAMP, amount DECIMAL(12, 2),"
+        " status TEXT, note TEXT, paid BOOLEAN, weight REAL"
+    )
+    with sqlite3.connect(path) as con:
+        con.execute(f"CREATE TEMP TABLE template ({columns})")
+        con.execute(
+            "INSERT INTO template WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r"
+            f" WHERE i < {rows - 1}) SELECT i, i % 100000, datetime(1767225600 + i, 'unixepoch'),"
+            " printf('%.2f', (i % 100000) / 100.0), 'status-' || (i % 5),"
+            " CASE WHEN i % 3 = 0 THEN NULL ELSE 'note ' || i END, i % 2 = 0, i / 7.0 FROM r"
+        )
+        for number in range(tables):
+            con.execute(f"CREATE TABLE t{number:04d} ({columns})")
+            con.execute(f"INSERT INTO t{number:04d} SELECT * FROM template")
+    con.close()
 
 
 def _tables(client: object) -> list[dict]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 
 import adbc_driver_manager
 import pyarrow as pa
@@ -34,6 +34,19 @@ def connect(database: adbc_driver_manager.AdbcDatabase, autocommit: bool) -> Ite
         if not autocommit:
             connection.set_autocommit(False)
         yield connection
+
+
+class Opened:
+    """A connection kept open beyond one block: ``connecting`` entered (``connect``), left by
+    ``close``, which never raises."""
+
+    def __init__(self, connecting: AbstractContextManager[Connection]) -> None:
+        self._opened = ExitStack()
+        self.connection = self._opened.enter_context(connecting)
+
+    def close(self) -> None:
+        with suppress(adbc_driver_manager.Error):
+            self._opened.close()
 
 
 def execute(connection: Connection, sql: str) -> None:

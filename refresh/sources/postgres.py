@@ -63,7 +63,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import replace
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
@@ -90,6 +90,7 @@ from refresh.sources.convert import cast_batch, read_as_text
 from refresh.sources.driver_errors import source_errors
 from refresh.sources.fan_in import FanIn
 from refresh.sources.interrupt import INTERRUPTED
+from refresh.sources.kept import Kept
 from refresh.sources.typemap import UNCONSTRAINED_DECIMAL, decimal_type
 
 log = logging.getLogger(__name__)
@@ -325,15 +326,13 @@ class PostgresSource(Source):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._kept_psycopg: psycopg.Connection | None = None
+        # Discovery, read plans, fingerprints: psycopg in autocommit.
+        self._queries = Kept(lambda: self._psycopg_connect(autocommit=True), _close_psycopg)
         self._kept_adbc: _AdbcConnection | None = None
 
     def close(self) -> None:
-        psycopg_connection, self._kept_psycopg = self._kept_psycopg, None
+        self._queries.close()
         adbc_connection, self._kept_adbc = self._kept_adbc, None
-        if psycopg_connection is not None:
-            with suppress(psycopg.Error):
-                psycopg_connection.close()
         if adbc_connection is not None:
             adbc_connection.close()
 
@@ -367,7 +366,7 @@ class PostgresSource(Source):
             filters="\n  ".join(filters),
             split_pages=split_pages,
         )
-        with source_errors(self._secrets, _DRIVER_ERRORS), self._kept() as connection:
+        with source_errors(self._secrets, _DRIVER_ERRORS), self._queries.use() as connection:
             rows = connection.execute(sql, params).fetchall()
         tables = tables_of(
             (schema, table, Column(name, arrow_type(type_name, typmod), not not_null, native), key)
@@ -377,19 +376,6 @@ class PostgresSource(Source):
             return tables
         pages = {(row[0], row[1]): row[8] for row in rows}
         return [replace(table, split_pages=pages[table.key]) for table in tables]
-
-    @contextmanager
-    def _kept(self) -> Iterator[psycopg.Connection]:
-        """The kept psycopg connection (autocommit), opened on first use, dropped on an error."""
-        connection = self._kept_psycopg or self._psycopg_connect(autocommit=True)
-        self._kept_psycopg = None
-        try:
-            yield connection
-        except BaseException:
-            with suppress(psycopg.Error):
-                connection.close()
-            raise
-        self._kept_psycopg = connection
 
     @contextmanager
     def _kept_stream(self) -> Iterator[_AdbcConnection]:
@@ -437,7 +423,7 @@ class PostgresSource(Source):
         self._stopper.check()
         with (
             source_errors(self._secrets, _DRIVER_ERRORS),
-            self._psycopg_connect() if fresh else self._kept() as connection,
+            self._psycopg_connect() if fresh else self._queries.use() as connection,
             self._stopper.on_interrupt(
                 functools.partial(connection.cancel_safe, timeout=self.connect_timeout)
             ),
@@ -626,7 +612,7 @@ class _TableRead:
             if pages is None:
                 with (
                     source_errors(source._secrets, _DRIVER_ERRORS),
-                    source._kept() as connection,
+                    source._queries.use() as connection,
                     self.cancellable(
                         functools.partial(connection.cancel_safe, timeout=source.connect_timeout)
                     ),
@@ -728,17 +714,17 @@ class _TableRead:
         return True
 
 
-class _AdbcConnection:
+def _close_psycopg(connection: psycopg.Connection) -> None:
+    with suppress(psycopg.Error):
+        connection.close()
+
+
+class _AdbcConnection(adbc.Opened):
     """An ADBC connection in autocommit mode kept open between reads (``PostgresSource``)."""
 
     def __init__(self, uri: str) -> None:
-        self._opened = ExitStack()
-        self.connection = self._opened.enter_context(adbc_connect(uri, autocommit=True))
+        super().__init__(adbc_connect(uri, autocommit=True))
         self.completed = False  # the last read on it ran to its end
-
-    def close(self) -> None:
-        with suppress(adbc_driver_manager.Error):
-            self._opened.close()
 
 
 def adbc_connect(uri: str, autocommit: bool) -> AbstractContextManager[adbc.Connection]:
