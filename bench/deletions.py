@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,13 +47,12 @@ def measure(source: str, catalog: str, tables: int) -> None:
     from refresh.versions.deletions import DeletionRun, process_pending_deletions
 
     with (
-        scratch_database("rs_bench_deletions_catalog") as database,
+        _catalog_url(catalog) as catalog_url,
         tempfile.TemporaryDirectory(prefix="bench-deletions-") as work,
     ):
-        url = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{database}"
         client = service_client(
             Path(work),
-            catalog_url=url if catalog == "postgres" else None,
+            catalog_url=catalog_url,
             DELETION_GRACE_SECONDS="86400",  # nothing is deleted before the timed run
         )
         config = {**PG, "database": source, "schemas": ["public"]}
@@ -80,6 +80,16 @@ def measure(source: str, catalog: str, tables: int) -> None:
                 f"{catalog} catalog, {tables} versions {what}: "
                 f"{seconds / tables * 1000:.2f} ms and {cpu / tables * 1000:.2f} ms of CPU each"
             )
+
+
+@contextmanager
+def _catalog_url(catalog: str) -> Iterator[str | None]:
+    """A PostgreSQL catalog of the run's own, or None: the embedded SQLite one."""
+    if catalog != "postgres":
+        yield None
+        return
+    with scratch_database("rs_bench_deletions_catalog") as database:
+        yield f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{database}"
 
 
 def _timed(work: Callable[[], object]) -> tuple[float, float]:

@@ -41,24 +41,14 @@ def main() -> None:
     from workers import progress
     from workers.queues import connect
 
-    name = f"rs_bench_profile_{args.tables}x{args.rows}"
+    config, settings = source_config(args.source, args.tables, args.rows)
     with (
-        scratch_database(name, keep=True) as source,
         scratch_database("rs_bench_profile_catalog") as catalog,
         tempfile.TemporaryDirectory(prefix="bench-profile-") as work,
         private_redis() as redis_url,
     ):
         catalog_url = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{catalog}"
-        if args.source != "postgres":
-            path = file_source(args.source, args.tables, args.rows)
-            client = service_client(
-                Path(work), catalog_url=catalog_url, FILE_SOURCES_DIR=str(path.parent)
-            )
-            config: dict[str, object] = {"path": str(path)}
-        else:
-            fill(source, args.tables, args.rows)
-            client = service_client(Path(work), catalog_url=catalog_url)
-            config = {**PG, "database": source, "schemas": ["public"]}
+        client = service_client(Path(work), catalog_url=catalog_url, **settings)
         created = client.post(
             "/connections", json={"name": "bench", "source_type": args.source, "config": config}
         )
@@ -87,6 +77,16 @@ def main() -> None:
                 f"{cpu / len(tables) * 1000:.2f} ms of CPU a table; {len(failed)} failed"
             )
         client.application.extensions[JOBS].close()
+
+
+def source_config(kind: str, tables: int, rows: int) -> tuple[dict[str, object], dict[str, str]]:
+    """The benchmark source's connection config, and the settings the service needs for it."""
+    if kind == "postgres":
+        with scratch_database(f"rs_bench_profile_{tables}x{rows}", keep=True) as database:
+            fill(database, tables, rows)
+        return {**PG, "database": database, "schemas": ["public"]}, {}
+    path = file_source(kind, tables, rows)
+    return {"path": str(path)}, {"FILE_SOURCES_DIR": str(path.parent)}
 
 
 def file_source(kind: str, tables: int, rows: int) -> Path:

@@ -126,14 +126,14 @@ class DuckDBSource(Source):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._kept: duckdb.DuckDBPyConnection | None = None
+        self._file: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
 
     def close(self) -> None:
         with self._lock:
-            kept, self._kept = self._kept, None
-        if kept is not None:
-            kept.close()
+            opened, self._file = self._file, None
+        if opened is not None:
+            opened.close()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         """A connection for one call, to the file opened once: opening it loads the whole
@@ -141,9 +141,9 @@ class DuckDBSource(Source):
         twice per table (its description, its read); another connection to an open file costs
         a third of a millisecond."""
         with self._lock:
-            if self._kept is None:
-                self._kept = duckdb.connect(self.config["path"], read_only=True, config=_CONFINED)
-            connection = self._kept.cursor()
+            if self._file is None:
+                self._file = duckdb.connect(self.config["path"], read_only=True, config=_CONFINED)
+            connection = self._file.cursor()
         # Text output of TIMESTAMPTZ values inside cast columns (lists, structs) in UTC.
         connection.execute("SET TimeZone = 'UTC'")
         return connection

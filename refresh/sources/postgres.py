@@ -328,13 +328,14 @@ class PostgresSource(Source):
         super().__init__(*args, **kwargs)
         # Discovery, read plans, fingerprints: psycopg in autocommit.
         self._queries = Kept(lambda: self._psycopg_connect(autocommit=True), _close_psycopg)
-        self._kept_adbc: _AdbcConnection | None = None
+        # Reads in one stream: ADBC in autocommit.
+        self._reads = Kept(
+            lambda: adbc.Opened(adbc_connect(self._adbc_uri(), autocommit=True)), adbc.Opened.close
+        )
 
     def close(self) -> None:
         self._queries.close()
-        adbc_connection, self._kept_adbc = self._kept_adbc, None
-        if adbc_connection is not None:
-            adbc_connection.close()
+        self._reads.close()
 
     @property
     def _secrets(self) -> list[str | None]:
@@ -376,24 +377,6 @@ class PostgresSource(Source):
             return tables
         pages = {(row[0], row[1]): row[8] for row in rows}
         return [replace(table, split_pages=pages[table.key]) for table in tables]
-
-    @contextmanager
-    def _kept_stream(self) -> Iterator[_AdbcConnection]:
-        """The kept ADBC connection (autocommit) for a read in one stream, opened on first use.
-
-        Kept again only if the read used it to the end (``completed`` set): a COPY given up
-        midway, an error or a cancel leave it in no state to run the next one.
-        """
-        connection = self._kept_adbc or _AdbcConnection(self._adbc_uri())
-        self._kept_adbc = None
-        try:
-            yield connection
-        finally:
-            if connection.completed:
-                connection.completed = False
-                self._kept_adbc = connection
-            else:
-                connection.close()
 
     def fingerprints(
         self, tables: Collection[tuple[str, str]]
@@ -621,8 +604,14 @@ class _TableRead:
                 pages = row[0] if row is not None else 0
             selects = _range_selects(self.select, self.conditions, pages, source.read_streams)
         if len(selects) == 1:
-            with source_errors(source._secrets, _DRIVER_ERRORS), source._kept_stream() as kept:
-                kept.completed = self._copy_all(kept.connection, _queue(selects), emit)
+            with (
+                source_errors(source._secrets, _DRIVER_ERRORS),
+                suppress(_GivenUp),
+                source._reads.use() as opened,
+            ):
+                if not self._copy_all(opened.connection, _queue(selects), emit):
+                    # A COPY given up midway leaves the connection in no state to run the next.
+                    raise _GivenUp
             return
         with (
             source_errors(source._secrets, _DRIVER_ERRORS),
@@ -719,12 +708,8 @@ def _close_psycopg(connection: psycopg.Connection) -> None:
         connection.close()
 
 
-class _AdbcConnection(adbc.Opened):
-    """An ADBC connection in autocommit mode kept open between reads (``PostgresSource``)."""
-
-    def __init__(self, uri: str) -> None:
-        super().__init__(adbc_connect(uri, autocommit=True))
-        self.completed = False  # the last read on it ran to its end
+class _GivenUp(Exception):
+    """The consumer stopped before a read in one stream ended: its connection is not kept."""
 
 
 def adbc_connect(uri: str, autocommit: bool) -> AbstractContextManager[adbc.Connection]:

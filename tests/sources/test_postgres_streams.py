@@ -277,6 +277,25 @@ def test_a_source_keeps_its_connections_from_one_table_to_the_next(
     poll(lambda: not stream_backends(postgres, pg_source), "the connection closed with the source")
 
 
+def test_a_read_given_up_midway_leaves_its_connection_and_the_next_read_works(
+    connections: list[object], postgres: PostgresServer, pg_source: Database
+) -> None:
+    """A consumer that stops after one batch (a failed Parquet write) leaves a COPY unfinished
+    on the source's kept connection: the next read opens another and reads its table whole."""
+    with postgres.connect(pg_source) as conn:
+        conn.execute(
+            "CREATE TABLE big AS SELECT g AS id, repeat('x', 100) AS pad"
+            " FROM generate_series(1, 200000) g"
+        )
+        conn.execute("CREATE TABLE small AS SELECT g AS id FROM generate_series(1, 100) g")
+    with source(pg_source, streams=1) as pg:
+        with pg.read(only_table(pg, "big")) as batches:
+            first = next(batches)
+        assert 0 < first.num_rows < 200000
+        assert len(read_rows(pg, only_table(pg, "small"))) == 100
+        assert len(connections) == 2
+
+
 @pytest.fixture
 def four_streams(environ: dict[str, str], small_ranges: None) -> None:
     """The service under test reads with four streams (the app is built after this)."""
