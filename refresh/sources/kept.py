@@ -22,32 +22,43 @@ C = TypeVar("C")
 
 
 class Kept(Generic[C]):
-    def __init__(self, connect: Callable[[], C], close: Callable[[C], None]) -> None:
-        """``connect()`` opens a connection; ``close(connection)`` closes one and never raises."""
-        self._connect = connect
+    """The connection kept between calls, and how to close one.
+
+    A call passes how to open a connection (a method of its source) rather than the source
+    giving it here once: held here, it would make a reference cycle that keeps a source nobody
+    closed, and its open connections, alive until the garbage collector happens to run.
+    """
+
+    def __init__(self, close: Callable[[C], None]) -> None:
+        """``close(connection)`` closes a connection and never raises."""
         self._close = close
         self._idle: C | None = None
+        self._closed = False
         self._lock = threading.Lock()
 
     @contextmanager
-    def use(self) -> Iterator[C]:
-        """The kept connection (opened on first use), for one call."""
+    def use(self, connect: Callable[[], C]) -> Iterator[C]:
+        """The kept connection (``connect()`` opens one when none is kept), for one call."""
         with self._lock:
             connection, self._idle = self._idle, None
         if connection is None:
-            connection = self._connect()
+            connection = connect()
         try:
             yield connection
         except BaseException:
             self._close(connection)
             raise
         with self._lock:
-            connection, self._idle = self._idle, connection
-        if connection is not None:  # a call abandoned earlier ended after all
+            # Closed: a call abandoned in its thread ended after its source was closed. Else the
+            # connection displaced, if any, is from a call abandoned earlier that ended after all.
+            if not self._closed:
+                connection, self._idle = self._idle, connection
+        if connection is not None:
             self._close(connection)
 
     def close(self) -> None:
+        """Close the kept connection, and any that a call still running brings back later."""
         with self._lock:
-            connection, self._idle = self._idle, None
+            connection, self._idle, self._closed = self._idle, None, True
         if connection is not None:
             self._close(connection)

@@ -326,16 +326,20 @@ class PostgresSource(Source):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Discovery, read plans, fingerprints: psycopg in autocommit.
-        self._queries = Kept(lambda: self._psycopg_connect(autocommit=True), _close_psycopg)
-        # Reads in one stream: ADBC in autocommit.
-        self._reads = Kept(
-            lambda: adbc.Opened(adbc_connect(self._adbc_uri(), autocommit=True)), adbc.Opened.close
-        )
+        self._queries: Kept[psycopg.Connection] = Kept(_close_psycopg)
+        self._reads: Kept[adbc.Opened] = Kept(adbc.Opened.close)
 
     def close(self) -> None:
         self._queries.close()
         self._reads.close()
+
+    def _kept_queries(self) -> AbstractContextManager[psycopg.Connection]:
+        """The kept psycopg connection (autocommit): discovery, read plans, fingerprints."""
+        return self._queries.use(functools.partial(self._psycopg_connect, autocommit=True))
+
+    def _kept_reads(self) -> AbstractContextManager[adbc.Opened]:
+        """The kept ADBC connection (autocommit) for reads in one stream."""
+        return self._reads.use(lambda: adbc.Opened(adbc_connect(self._adbc_uri(), autocommit=True)))
 
     @property
     def _secrets(self) -> list[str | None]:
@@ -367,7 +371,7 @@ class PostgresSource(Source):
             filters="\n  ".join(filters),
             split_pages=split_pages,
         )
-        with source_errors(self._secrets, _DRIVER_ERRORS), self._queries.use() as connection:
+        with source_errors(self._secrets, _DRIVER_ERRORS), self._kept_queries() as connection:
             rows = connection.execute(sql, params).fetchall()
         tables = tables_of(
             (schema, table, Column(name, arrow_type(type_name, typmod), not not_null, native), key)
@@ -406,7 +410,7 @@ class PostgresSource(Source):
         self._stopper.check()
         with (
             source_errors(self._secrets, _DRIVER_ERRORS),
-            self._psycopg_connect() if fresh else self._queries.use() as connection,
+            self._psycopg_connect() if fresh else self._kept_queries() as connection,
             self._stopper.on_interrupt(
                 functools.partial(connection.cancel_safe, timeout=self.connect_timeout)
             ),
@@ -595,7 +599,7 @@ class _TableRead:
             if pages is None:
                 with (
                     source_errors(source._secrets, _DRIVER_ERRORS),
-                    source._queries.use() as connection,
+                    source._kept_queries() as connection,
                     self.cancellable(
                         functools.partial(connection.cancel_safe, timeout=source.connect_timeout)
                     ),
@@ -607,7 +611,7 @@ class _TableRead:
             with (
                 source_errors(source._secrets, _DRIVER_ERRORS),
                 suppress(_GivenUp),
-                source._reads.use() as opened,
+                source._kept_reads() as opened,
             ):
                 if not self._copy_all(opened.connection, _queue(selects), emit):
                     # A COPY given up midway leaves the connection in no state to run the next.

@@ -152,8 +152,8 @@ class SQLiteSource(Source):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._queries = Kept(self._connect_queries, _close_queries)
-        self._reads = Kept(self._connect_reads, adbc.Opened.close)
+        self._queries: Kept[sqlite3.Connection] = Kept(_close_queries)
+        self._reads: Kept[adbc.Opened] = Kept(adbc.Opened.close)
 
     def close(self) -> None:
         self._queries.close()
@@ -187,7 +187,10 @@ class SQLiteSource(Source):
         if only is not None:
             params = (json.dumps([table for schema, table in only if schema == SCHEMA]),)
         sql = _DISCOVERY_SQL.format(only=_ONLY_FILTER if only is not None else "")
-        with source_errors([], _DRIVER_ERRORS), self._queries.use() as connection:
+        with (
+            source_errors([], _DRIVER_ERRORS),
+            self._queries.use(self._connect_queries) as connection,
+        ):
             rows = connection.execute(sql, params).fetchall()
         return tables_of(
             (SCHEMA, table, Column(name, arrow_type(declared), not not_null, declared), key)
@@ -234,7 +237,7 @@ class SQLiteSource(Source):
             sql += f" WHERE {since.condition(_quote)}"
         with ExitStack() as stack:
             with source_errors([], _DRIVER_ERRORS):
-                opened = stack.enter_context(self._reads.use())
+                opened = stack.enter_context(self._reads.use(self._connect_reads))
                 reader = stack.enter_context(adbc.query(opened.connection, sql, _STATEMENT_OPTIONS))
             yield self._batches(reader, table, ways)
 

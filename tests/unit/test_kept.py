@@ -25,11 +25,11 @@ class Connections:
 
 def test_calls_that_go_well_share_one_connection_until_the_source_closes() -> None:
     connections = Connections()
-    kept = Kept(connections.open, connections.close)
+    kept = Kept(connections.close)
 
     used = []
     for _ in range(3):
-        with kept.use() as connection:
+        with kept.use(connections.open) as connection:
             used.append(connection)
     kept.close()
 
@@ -39,24 +39,36 @@ def test_calls_that_go_well_share_one_connection_until_the_source_closes() -> No
 
 def test_a_call_that_fails_closes_its_connection_and_the_next_opens_another() -> None:
     connections = Connections()
-    kept = Kept(connections.open, connections.close)
+    kept = Kept(connections.close)
 
-    with pytest.raises(RuntimeError), kept.use():
+    with pytest.raises(RuntimeError), kept.use(connections.open):
         raise RuntimeError("the server went away")
     assert connections.closed == [1]
-    with kept.use() as connection:
+    with kept.use(connections.open) as connection:
         assert connection == 2
 
 
 def test_a_call_still_running_elsewhere_never_shares_its_connection() -> None:
     connections = Connections()
-    kept = Kept(connections.open, connections.close)
+    kept = Kept(connections.close)
 
-    abandoned = kept.use()  # a call left running in its thread (a stalled source)
+    abandoned = kept.use(connections.open)  # a call left running in its thread (a stalled source)
     first = abandoned.__enter__()
-    with kept.use() as second:
+    with kept.use(connections.open) as second:
         assert second != first
     abandoned.__exit__(None, None, None)  # it ends after all: one of the two stays kept
     kept.close()
 
     assert sorted(connections.closed) == [1, 2]
+
+
+def test_a_call_that_ends_after_its_source_closed_closes_its_connection() -> None:
+    connections = Connections()
+    kept = Kept(connections.close)
+
+    abandoned = kept.use(connections.open)  # a stalled call, left running in its thread
+    abandoned.__enter__()
+    kept.close()  # the refresh fails and closes its source
+    abandoned.__exit__(None, None, None)  # the call ends after all
+
+    assert connections.closed == [1]
