@@ -9,7 +9,6 @@ one RQ job per table underneath, which the job's ``progress`` counts.
 from __future__ import annotations
 
 import enum
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -56,22 +55,10 @@ class Job:
     error: str | None = None
 
 
-def new_job_id() -> str:
-    """A job id no other job has."""
-    return str(uuid.uuid4())
-
-
 class JobQueue(Protocol):
-    def submit(
-        self,
-        request: RefreshRequest,
-        mode: Mode,
-        body: Mapping[str, Any],
-        job_id: str | None = None,
-    ) -> Job:
-        """Queue a validated request, as job ``job_id`` (a caller that records the id before
-        the job exists: ``new_job_id()``) or a new one. Raises ``ServiceUnavailable`` when the
-        queue is down, in which case nothing was queued."""
+    def submit(self, request: RefreshRequest, mode: Mode, body: Mapping[str, Any]) -> Job:
+        """Queue a validated request. Raises ``ServiceUnavailable`` when the queue is down,
+        in which case nothing was queued."""
 
     def get(self, job_id: str) -> Job:
         """The job as it stands now. Raises ``NotFound`` (unknown or expired id) and

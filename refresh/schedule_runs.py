@@ -15,8 +15,9 @@ Each pass, in this order:
 3. **Run** the due schedules: a run is claimed by moving ``next_run_at`` on with a
    compare-and-set, so two schedulers never start one run twice; a schedule whose previous run is
    still in flight skips this one (it is not queued up behind it); the others submit the
-   connection's mode-4 request to the job queue, as ``POST /refresh`` would, under the job id
-   their claim recorded.
+   connection's mode-4 request to the job queue, as ``POST /refresh`` would, and only then
+   record the run (``last_run_at``, ``last_job_id``), so a schedule only ever names a job that
+   was queued.
 
 Everything a schedule needs is in the catalog, so any number of schedulers (or restarts, or a
 Redis flush) lose no schedule and start no run twice. No ``rq`` here: the job queue is the API's
@@ -35,7 +36,7 @@ from sqlalchemy import exists, select, update
 
 from refresh.catalog import Schedule, Table, utcnow
 from refresh.common.errors import NotFound, RefreshError
-from refresh.jobs import ENDED, Job, JobQueue, JobStatus, new_job_id
+from refresh.jobs import ENDED, Job, JobQueue, JobStatus
 from refresh.refresh_request import Mode, RefreshRequest
 from refresh.runtime import Runtime
 from refresh.schedules import Timing
@@ -158,15 +159,10 @@ def _forgive(rt: Runtime) -> None:
 
 
 def _run(rt: Runtime, jobs: JobQueue, schedule: Schedule, now: datetime, report: Pass) -> None:
-    """Claim the run, then submit its job under the id the claim recorded, so the schedule
-    names its job from the start. The run counts as unsettled (its outcome awaited) only once
-    the job exists; a submit that fails takes the id back."""
+    """Claim the run, submit its job, then record the run. Until then the schedule goes on
+    naming the previous run, which has ended (else this run is skipped), so ``last_job_id`` never
+    names a job that was not queued, and a submit that fails leaves no trace but the claim."""
     timing = Timing.of(schedule)
-    in_flight = not schedule.last_job_settled and schedule.last_job_id is not None
-    job_id = new_job_id()
-    claimed = {"next_run_at": timing.next_run(now)}
-    if not in_flight:
-        claimed |= {"last_run_at": now, "last_job_id": job_id, "last_job_settled": True}
     with rt.catalog.session() as session:
         won = session.execute(
             update(Schedule)
@@ -174,11 +170,11 @@ def _run(rt: Runtime, jobs: JobQueue, schedule: Schedule, now: datetime, report:
                 Schedule.connection_id == schedule.connection_id,
                 Schedule.next_run_at == schedule.next_run_at,
             )
-            .values(**claimed)
+            .values(next_run_at=timing.next_run(now))
         )
     if won.rowcount != 1:
         return  # another scheduler took this run, or a PUT changed the schedule meanwhile
-    if in_flight:
+    if not schedule.last_job_settled and schedule.last_job_id is not None:
         report.skipped += 1
         log.info("schedule of %s: previous run still in flight; skipped", schedule.connection_id)
         return
@@ -194,13 +190,11 @@ def _run(rt: Runtime, jobs: JobQueue, schedule: Schedule, now: datetime, report:
         "include_uncached": schedule.include_uncached,
         "if_changed": schedule.only_if_changed,
     }
-    ours = (Schedule.connection_id == schedule.connection_id, Schedule.last_job_id == job_id)
-    try:
-        jobs.submit(request, Mode.CONNECTION_DATA, body, job_id=job_id)
-    except Exception:
-        with rt.catalog.session() as session:
-            session.execute(update(Schedule).where(*ours).values(last_job_id=None))
-        raise
+    job = jobs.submit(request, Mode.CONNECTION_DATA, body)
     report.started += 1
     with rt.catalog.session() as session:
-        session.execute(update(Schedule).where(*ours).values(last_job_settled=False))
+        session.execute(
+            update(Schedule)
+            .where(Schedule.connection_id == schedule.connection_id)
+            .values(last_run_at=now, last_job_id=job.job_id, last_job_settled=False)
+        )

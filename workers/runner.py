@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from rq.registry import BaseRegistry
 
 from config import Settings
 from refresh.common.errors import NotFound, ServiceUnavailable
-from refresh.jobs import ENDED, Job, JobStatus, new_job_id
+from refresh.jobs import ENDED, Job, JobStatus
 from refresh.refresh_request import Mode, RefreshRequest
 from refresh.runtime import Runtime
 from workers import progress, tasks
@@ -63,14 +64,8 @@ class RQJobQueue:
         self._queue = Queue(REFRESH, connection=connection)
         self._on_close = on_close
 
-    def submit(
-        self,
-        request: RefreshRequest,
-        mode: Mode,
-        body: Mapping[str, Any],
-        job_id: str | None = None,
-    ) -> Job:
-        job_id = job_id or new_job_id()
+    def submit(self, request: RefreshRequest, mode: Mode, body: Mapping[str, Any]) -> Job:
+        job_id = str(uuid.uuid4())
         function, arguments = _JOBS[mode]
         with _reachable():
             queued = self._queue.enqueue_call(

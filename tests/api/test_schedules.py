@@ -14,8 +14,8 @@ from croniter import croniter
 from flask.testing import FlaskClient
 
 from refresh.catalog import utcnow
-from refresh.common.errors import ServiceUnavailable
-from refresh.jobs import Job, JobStatus, new_job_id
+from refresh.common.errors import NotFound, ServiceUnavailable
+from refresh.jobs import Job, JobStatus
 from refresh.refresh_request import Mode, RefreshRequest
 from refresh.runtime import Runtime
 from refresh.schedule_runs import run_schedules
@@ -164,56 +164,62 @@ class TestEmbedded:
 
 class Submitting:
     """The job queue of a scheduler's pass: notes what the schedule showed while each job was
-    being submitted, and refuses jobs while ``down``, as a queue whose Redis is down does."""
+    being submitted, refuses jobs while ``down`` (as a queue whose Redis is down does), and
+    reports every job it queued as finished."""
 
     def __init__(self, client: FlaskClient) -> None:
         self._client = client
         self.down = False
-        self.seen: list[tuple[str | None, str | None]] = []  # (job id, last_job_id shown)
+        self.queued: list[str] = []
+        self.shown: list[str | None] = []  # last_job_id during each submit
 
-    def submit(
-        self,
-        request: RefreshRequest,
-        mode: Mode,
-        body: Mapping[str, Any],
-        job_id: str | None = None,
-    ) -> Job:
-        self.seen.append((job_id, self._client.get(SCHEDULE).get_json()["last_job_id"]))
+    def submit(self, request: RefreshRequest, mode: Mode, body: Mapping[str, Any]) -> Job:
+        self.shown.append(self._client.get(SCHEDULE).get_json()["last_job_id"])
         if self.down:
             raise ServiceUnavailable("the job queue cannot be reached")
-        return Job(job_id or new_job_id(), JobStatus.QUEUED, mode, body)
+        self.queued.append(f"job-{len(self.queued) + 1}")
+        return Job(self.queued[-1], JobStatus.QUEUED, mode, body)
+
+    def get(self, job_id: str) -> Job:
+        if job_id not in self.queued:
+            raise NotFound(f"job {job_id!r} not found")
+        result = {"tables_refreshed": 1, "tables_failed": 0}
+        return Job(job_id, JobStatus.FINISHED, Mode.CONNECTION_DATA, {}, result=result)
 
 
 class TestStartingARun:
-    """One pass of the scheduler (``run_schedules``), an hour ahead of the clock so that the
-    schedule is due for it and for no scheduler running meanwhile."""
+    """Passes of the scheduler (``run_schedules``), hours ahead of the clock so that the
+    schedule is due for them and for no scheduler running meanwhile."""
 
     @both_catalogs
-    def test_the_schedule_names_the_job_of_a_run_from_its_start(
+    def test_the_schedule_names_only_jobs_that_were_queued(
         self, client: FlaskClient, rt: Runtime, source: str
     ) -> None:
         client.put(SCHEDULE, json={"every_seconds": 600})
         queue = Submitting(client)
 
+        for hours in (1, 2):
+            run_schedules(rt, queue, now=utcnow() + timedelta(hours=hours))  # type: ignore[arg-type]
+
+        assert queue.shown == [None, "job-1"]  # while a run starts: the run before it
+        shown = client.get(SCHEDULE).get_json()
+        assert shown["last_job_id"] == "job-2"
+        assert shown["consecutive_failures"] == 0
+
+    def test_a_run_whose_job_cannot_be_queued_leaves_the_last_run_and_holds_nothing_back(
+        self, client: FlaskClient, rt: Runtime, source: str
+    ) -> None:
+        client.put(SCHEDULE, json={"every_seconds": 600})
+        queue = Submitting(client)
         run_schedules(rt, queue, now=utcnow() + timedelta(hours=1))  # type: ignore[arg-type]
+        before = client.get(SCHEDULE).get_json()
 
-        [(job_id, shown)] = queue.seen
-        assert job_id is not None
-        assert shown == job_id
-        assert client.get(SCHEDULE).get_json()["last_job_id"] == job_id
-
-    def test_a_run_whose_job_cannot_be_queued_names_none_and_holds_nothing_back(
-        self, client: FlaskClient, rt: Runtime, source: str
-    ) -> None:
-        client.put(SCHEDULE, json={"every_seconds": 600})
-        queue = Submitting(client)
         queue.down = True
-
-        run_schedules(rt, queue, now=utcnow() + timedelta(hours=1))  # type: ignore[arg-type]
-
-        assert len(queue.seen) == 1
-        assert client.get(SCHEDULE).get_json()["last_job_id"] is None
-        queue.down = False
         run_schedules(rt, queue, now=utcnow() + timedelta(hours=2))  # type: ignore[arg-type]
-        assert len(queue.seen) == 2  # the next run was not taken for one in flight
-        assert client.get(SCHEDULE).get_json()["last_job_id"] == queue.seen[1][0]
+        after = client.get(SCHEDULE).get_json()
+        assert (after["last_job_id"], after["last_run_at"]) == ("job-1", before["last_run_at"])
+
+        queue.down = False
+        run_schedules(rt, queue, now=utcnow() + timedelta(hours=3))  # type: ignore[arg-type]
+        assert queue.queued == ["job-1", "job-2"]  # the failed run held nothing back
+        assert client.get(SCHEDULE).get_json()["last_job_id"] == "job-2"
