@@ -1,17 +1,17 @@
 """Where a batch of a connection-wide refresh spends its time: one batch, in this process.
 
     python -m bench.profile_batch [--tables 500] [--rows 1000] [--threads 2] [--rounds 3]
-                                  [--source postgres|duckdb|sqlite]
+                                  [--source postgres|mysql|duckdb|sqlite]
     py-spy record --native -o batch.txt --format raw -- .venv/bin/python -m bench.profile_batch
 
 Builds (or reuses) a source of ``--tables`` tables of ``--rows`` rows: a PostgreSQL database of
-copies of the reference ``orders`` table, or a DuckDB or SQLite file (kept in the temporary
-directory) of tables with the same columns and generated rows. Registers it with a PostgreSQL
-catalog and a filesystem cache, caches every table once, then refreshes them all as ONE batch,
-``--rounds`` times, exactly as a work horse does (``refresh.data_refresh.refresh_tables``,
-outcomes recorded in a Redis of its own). Prints the wall and CPU time per table; under py-spy
-(every thread, native frames) it shows where they go. The profiles in bench/README.md come from
-it.
+copies of the reference ``orders`` table, or a MariaDB database, a DuckDB or a SQLite file (kept
+in the temporary directory) of tables with the same columns and generated rows. Registers it with
+a PostgreSQL catalog and a filesystem cache, caches every table once, then refreshes them all as
+ONE batch, ``--rounds`` times, exactly as a work horse does
+(``refresh.data_refresh.refresh_tables``, outcomes recorded in a Redis of its own). Prints the
+wall and CPU time per table; under py-spy (every thread, native frames) it shows where they go.
+The profiles in bench/README.md come from it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bench.common import PG, private_redis, scratch_database, service_client
 from bench.connection_refresh import fill
+from bench.native_refresh import MYSQL, admin_mysql
 
 
 def main() -> None:
@@ -33,7 +34,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--source", choices=["postgres", "duckdb", "sqlite"], default="postgres")
+    parser.add_argument(
+        "--source", choices=["postgres", "mysql", "duckdb", "sqlite"], default="postgres"
+    )
     args = parser.parse_args()
 
     from refresh.api.context import EXTENSION, JOBS
@@ -85,6 +88,8 @@ def source_config(kind: str, tables: int, rows: int) -> tuple[dict[str, object],
         with scratch_database(f"rs_bench_profile_{tables}x{rows}", keep=True) as database:
             fill(database, tables, rows)
         return {**PG, "database": database, "schemas": ["public"]}, {}
+    if kind == "mysql":
+        return {**MYSQL, "database": _fill_mysql(tables, rows)}, {}
     path = file_source(kind, tables, rows)
     return {"path": str(path)}, {"FILE_SOURCES_DIR": str(path.parent)}
 
@@ -143,6 +148,32 @@ def _fill_sqlite(path: Path, tables: int, rows: int) -> None:
             con.execute(f"CREATE TABLE t{number:04d} ({columns})")
             con.execute(f"INSERT INTO t{number:04d} SELECT * FROM template")
     con.close()
+
+
+def _fill_mysql(tables: int, rows: int) -> str:
+    """A MariaDB database of ``tables`` tables like ``_fill_sqlite``'s, made once and kept."""
+    database = f"rs_bench_profile_{tables}x{rows}"
+    with admin_mysql() as con, con.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (database,)
+        )
+        if cur.fetchone()[0] == tables:
+            return database
+        print(f"creating {tables} MariaDB tables of {rows:,} rows ...", file=sys.stderr)
+        cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
+        cur.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
+        cur.execute(f"USE `{database}`")
+        cur.execute(
+            "CREATE TEMPORARY TABLE template AS SELECT seq AS id, seq % 100000 AS customer_id,"
+            " TIMESTAMPADD(SECOND, seq, '2026-01-01 00:00:00') AS created_at,"
+            " CAST((seq % 100000) / 100 AS DECIMAL(12, 2)) AS amount,"
+            " CONCAT('status-', seq % 5) AS status,"
+            " IF(seq % 3 = 0, NULL, CONCAT('note ', seq)) AS note, seq % 2 = 0 AS paid,"
+            f" seq / 7.0e0 AS weight FROM seq_0_to_{rows - 1}"
+        )
+        for number in range(tables):
+            cur.execute(f"CREATE TABLE t{number:04d} (PRIMARY KEY (id)) AS SELECT * FROM template")
+    return database
 
 
 def _tables(client: object) -> list[dict]:
