@@ -9,9 +9,10 @@ checksums must equal PostgreSQL's before anything is measured. Then, interleaved
 times (medians reported), each in a fresh process:
 
 - the service: ``POST /refresh`` (mode 3) with the embedded defaults; its in-process time, the
-  CPU time (user + sys) of the process and its children, and the peak RSS of the service
-  process "+" that of its largest child (MySQL's connectorx reader process); for MySQL also on
-  the table's first 10 rows, the fixed cost a connection of many small tables pays per table;
+  CPU time (user + sys) of the process and its descendants, and the peak RSS of the service
+  process "+" that of its largest descendant (MySQL's connectorx reader, or its zygote); for
+  MySQL also on the table's first 10 rows, the fixed cost a connection of many small tables
+  pays per table;
 - connectorx 0.4.6 alone: ``read_sql(return_type="arrow")`` + ``pyarrow.parquet.write_table``
   (zstd), the reference reader, and its streaming form (``arrow_stream`` + ``ParquetWriter``);
 - with ``--skip-generic`` not given, the generic ``sqlalchemy`` source on the same tables.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sqlite3
 import statistics
@@ -272,32 +274,50 @@ def print_table(rows: int, runs: dict[tuple[str, str], list[dict]]) -> None:
 
 
 def _usage() -> dict:
-    """CPU of this process and its children; peak RSS of this process (VmHWM).
+    """CPU of this process and its descendants; peak RSS of this process (VmHWM).
 
-    Not ``ru_maxrss``: Linux carries a process's peak over ``exec``, so a child started by a
-    300 MB process reports at least 300 MB whatever it used itself.
+    Descendants still running (MySQL's reader zygote) count with their reaped children (the
+    readers it forked). Not ``ru_maxrss``: Linux carries a process's peak over ``exec``, so a
+    child started by a 300 MB process reports at least 300 MB whatever it used itself.
     """
     own, children = (
         resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
     )
     cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    for pid in _descendants():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile: counted once it is reaped
+            continue
+        cpu += sum(int(ticks) for ticks in fields[11:15]) / os.sysconf("SC_CLK_TCK")
     return {"cpu_seconds": cpu, "peak_mb": status_mb("self", "VmHWM")}
 
 
-def _children(task: Path) -> list[str]:
-    """The child pids of one thread of this process; none once the thread has ended."""
+def _descendants(parent: str = "self") -> list[str]:
+    """This process's children, theirs, and so on; a process that ended meanwhile is left out."""
     try:
-        return (task / "children").read_text().split()
+        tasks = list(Path(f"/proc/{parent}/task").iterdir())
     except OSError:
         return []
+    found = []
+    for task in tasks:
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # the thread ended
+            continue
+        for child in children:
+            found += [child, *_descendants(child)]
+    return found
 
 
 class ChildMemory(threading.Thread):
-    """Samples this process's children (the MySQL reader) every 10 ms while a refresh runs.
+    """Samples this process's descendants (MySQL's reader and its zygote) every 10 ms while a
+    refresh runs.
 
-    ``child_mb`` is the largest child's peak RSS (VmHWM, which only grows, so sampling misses at
-    most its last 10 ms); ``total_mb`` the largest sum of this process's RSS and its children's
-    at one instant: the memory the refresh needed at once.
+    ``child_mb`` is the largest descendant's peak RSS (VmHWM, which only grows, so sampling
+    misses at most its last 10 ms); ``total_mb`` the largest sum of this process's RSS and its
+    descendants' at one instant: the memory the refresh needed at once (a little more: a reader
+    and its zygote share the pages of their imports, counted in both).
     """
 
     def __init__(self) -> None:
@@ -307,7 +327,7 @@ class ChildMemory(threading.Thread):
 
     def run(self) -> None:
         while not self._done.wait(0.01):
-            pids = [pid for task in Path("/proc/self/task").iterdir() for pid in _children(task)]
+            pids = _descendants()
             children = sum(status_mb(pid, "VmRSS") for pid in pids)
             self.total_mb = max(self.total_mb, status_mb("self", "VmRSS") + children)
             for pid in pids:

@@ -5,7 +5,7 @@ streaming reader (``return_type="arrow_stream"``) holds the GIL while it waits f
 in-process, a slow query or a frozen host would freeze every thread of the worker (heartbeats, the
 stall watchdog, other requests). Its panics (a value its types cannot hold) also bypass Python's
 error handling, and its connection pool retries a refused login for 30 seconds. A child process
-(``cx_child``) isolates all of that:
+(``cx_child``, forked by a zygote that has imported connectorx and pyarrow) isolates all of that:
 
 - the parent reads the child's stdout with pyarrow's IPC reader, which waits outside the GIL;
 - ``stop()`` kills the child, which ends a blocked read at once, whatever the host is doing;
@@ -13,7 +13,8 @@ error handling, and its connection pool retries a refused login for 30 seconds. 
   environment; the child reports a failure as one line on stderr, which the parent redacts.
 
 The child starts when ``ChildRead`` is built and waits for its request, so the caller can do
-other work (a handshake) while the interpreter starts.
+other work (a handshake) meanwhile. The zygote is started by the first read of a process (and
+again after a fork, or if it died), and ends when that process does (its control socket closes).
 
 Memory stays bounded by flow control: connectorx reads the server in a thread of its own into an
 unbounded queue, so a full pipe blocks the child's writer but not that thread, and a consumer
@@ -26,10 +27,13 @@ waits on its socket (the MySQL session allows that for an hour).
 from __future__ import annotations
 
 import array
+import atexit
 import fcntl
 import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import termios
@@ -37,6 +41,7 @@ import threading
 from collections import deque
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import suppress
+from typing import IO, ClassVar
 
 import pyarrow as pa
 
@@ -60,12 +65,7 @@ class ChildRead:
     def __init__(self, secrets: Collection[str | None]) -> None:
         self._secrets = secrets
         self._stopped = False
-        self._process = subprocess.Popen(
-            [sys.executable, "-P", cx_child.__file__],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        self._process = _Zygote.fork()
         self._stdout = _PacedPipe(self._process)
         self._stderr: deque[bytes] = deque(maxlen=_STDERR_LINES)
         self._drain = threading.Thread(target=self._drain_stderr, name="cx-stderr", daemon=True)
@@ -78,9 +78,7 @@ class ChildRead:
             "query": query,
             "setup": list(setup),
             "batch_rows": batch_rows,
-            "parent_pid": os.getpid(),
         }
-        assert self._process.stdin is not None
         try:
             self._process.stdin.write(json.dumps(request).encode())
             self._process.stdin.close()
@@ -112,15 +110,13 @@ class ChildRead:
         self._wait()
         self._stdout.close()
         self._drain.join()
-        assert self._process.stdin is not None
         self._process.stdin.close()
 
     def _wait(self) -> int:
-        self._stdout.stop_pacing()  # before the pid can be reaped, and so reused
+        self._stdout.stop_pacing()  # nothing left to pace, and the pidfd closes
         return self._process.wait()
 
     def _drain_stderr(self) -> None:
-        assert self._process.stderr is not None
         with self._process.stderr:
             for line in self._process.stderr:
                 self._stderr.append(line)
@@ -153,8 +149,7 @@ class _PacedPipe:
 
     closed = False
 
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        assert process.stdout is not None
+    def __init__(self, process: _Reader) -> None:
         self._process = process
         self._fd = process.stdout.fileno()
         with suppress(OSError):  # the default size works, with more wake-ups
@@ -196,7 +191,6 @@ class _PacedPipe:
 
     def close(self) -> None:
         self.stop_pacing()
-        assert self._process.stdout is not None
         self._process.stdout.close()
         self.closed = True
 
@@ -214,3 +208,149 @@ class _PacedPipe:
         if self._paused != paused:
             self._process.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
             self._paused = paused
+
+
+class _Reader:
+    """A reader forked by the zygote, with the part of ``subprocess.Popen`` that ``ChildRead``
+    uses. Signals go through a pidfd, opened while the reader waits for its request (so it is
+    alive): the zygote reaps it, and its pid could be reused after that."""
+
+    returncode: int | None = None
+
+    def __init__(self, pid: int, stdin: int, stdout: int, stderr: int, status: int) -> None:
+        self.stdin: IO[bytes] = open(stdin, "wb")  # noqa: SIM115  # all three closed by ChildRead
+        self.stdout: IO[bytes] = open(stdout, "rb", buffering=0)  # noqa: SIM115
+        self.stderr: IO[bytes] = open(stderr, "rb")  # noqa: SIM115
+        self._status = status
+        self._signalling = threading.Lock()  # the pidfd is not closed while it is used
+        self._waiting = threading.Lock()
+        try:
+            self._pidfd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:  # it has ended already; its status says how
+            self._pidfd = None
+
+    def send_signal(self, sig: int) -> None:
+        with self._signalling:
+            if self._pidfd is not None:
+                with suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(self._pidfd, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def poll(self) -> int | None:
+        if self._waiting.acquire(blocking=False):  # else a wait() is under way: not ended yet
+            try:
+                if self.returncode is None and select.select([self._status], [], [], 0)[0]:
+                    self.returncode = self._ended()
+            finally:
+                self._waiting.release()
+        return self.returncode
+
+    def wait(self) -> int:
+        with self._waiting:
+            if self.returncode is None:
+                self.returncode = self._ended()
+            return self.returncode
+
+    def _ended(self) -> int:
+        """The exit code (-9 when the zygote died first: that killed the reader)."""
+        code = _read_exactly(self._status, 4)
+        os.close(self._status)
+        with self._signalling:
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
+        return int.from_bytes(code, "little", signed=True) if len(code) == 4 else -9
+
+
+class _Zygote:
+    """The process that forks the readers, one per service process (see ``cx_child``)."""
+
+    _current: ClassVar[_Zygote | None] = None
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    # After a fork, the parent's: not to be used, nor waited for (it is not this process's child).
+    _inherited: ClassVar[list[_Zygote]] = []
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self._process = subprocess.Popen(
+                [sys.executable, "-P", cx_child.__file__], stdin=theirs, stdout=subprocess.DEVNULL
+            )
+        self._control = ours
+
+    @classmethod
+    def fork(cls) -> _Reader:
+        """A new reader, waiting for its request. A zygote that died is replaced, once."""
+        with cls._lock:
+            try:
+                return cls._started()._fork()
+            except OSError:
+                cls._end()
+            try:
+                return cls._started()._fork()
+            except OSError as error:
+                cls._end()
+                raise SourceError(
+                    f"the connectorx reader could not be started ({error}); "
+                    "the service's log shows why"
+                ) from None
+
+    @classmethod
+    def forget(cls) -> None:
+        """In a forked process: the parent's zygote is not this process's to use or end (and
+        the lock may have been held by one of the parent's threads)."""
+        cls._lock = threading.Lock()
+        if cls._current is not None:
+            cls._current._control.close()
+            cls._inherited.append(cls._current)
+            cls._current = None
+
+    @classmethod
+    def end(cls) -> None:
+        with cls._lock:
+            cls._end()
+
+    @classmethod
+    def _started(cls) -> _Zygote:
+        if cls._current is None:
+            cls._current = cls()
+        return cls._current
+
+    @classmethod
+    def _end(cls) -> None:
+        if cls._current is not None:
+            cls._current._control.close()
+            cls._current._process.kill()  # its readers die with it (PR_SET_PDEATHSIG)
+            cls._current._process.wait()
+            cls._current = None
+
+    def _fork(self) -> _Reader:
+        stdin, stdout, stderr, status = os.pipe(), os.pipe(), os.pipe(), os.pipe()
+        theirs = [stdin[0], stdout[1], stderr[1], status[1]]
+        try:
+            socket.send_fds(self._control, [b"r"], theirs)
+            pid = int.from_bytes(_read_exactly(self._control.fileno(), 4), "little")
+            if pid == 0:
+                raise ConnectionResetError("the zygote ended")
+        except BaseException:
+            for fd in (stdin[1], stdout[0], stderr[0], status[0]):
+                os.close(fd)
+            raise
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        return _Reader(pid, stdin[1], stdout[0], stderr[0], status[0])
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    """``size`` bytes, fewer only when the other end closed."""
+    data = b""
+    while len(data) < size and (chunk := os.read(fd, size - len(data))):
+        data += chunk
+    return data
+
+
+os.register_at_fork(after_in_child=_Zygote.forget)
+atexit.register(_Zygote.end)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import secrets
 import signal
 import subprocess
@@ -431,17 +432,26 @@ def test_interrupt_ends_a_read_from_a_frozen_host(
 
 
 def reader_processes(parent: int | str = "self") -> list[int]:
-    """Pids of ``parent``'s children running the connectorx reader (``cx_child.py``)."""
-    children = []
-    for task in Path(f"/proc/{parent}/task").iterdir():
-        with suppress(FileNotFoundError):  # a thread that ended meanwhile
-            children += (task / "children").read_text().split()
-    readers = []
-    for pid in children:
+    """Pids of the connectorx readers of ``parent``: its zygote's children."""
+    return [reader for zygote in zygotes(parent) for reader in children(zygote)]
+
+
+def zygotes(parent: int | str = "self") -> list[int]:
+    """Pids of ``parent``'s children running ``cx_child.py``, the zygote of its readers."""
+    found = []
+    for pid in children(parent):
         with suppress(FileNotFoundError):
             if b"cx_child.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                readers.append(int(pid))
-    return readers
+                found.append(pid)
+    return found
+
+
+def children(parent: int | str) -> list[int]:
+    pids = []
+    for task in Path(f"/proc/{parent}/task").iterdir():
+        with suppress(FileNotFoundError):  # a thread that ended meanwhile
+            pids += [int(pid) for pid in (task / "children").read_text().split()]
+    return pids
 
 
 def process_state(pid: int) -> str:
@@ -521,13 +531,75 @@ def test_paused_reader_dies_with_a_killed_worker(
     try:
         assert worker.stdout is not None
         assert worker.stdout.readline() == "reading\n"
+        [zygote] = zygotes(worker.pid)
         [reader] = reader_processes(worker.pid)
         poll(lambda: process_state(reader) == "T")
 
         worker.send_signal(signal.SIGKILL)
 
-        poll(lambda: process_state(reader) in ("gone", "Z"))  # PID 1 may not reap it at once
+        for pid in (reader, zygote):  # PID 1 may not reap them at once
+            poll(lambda pid=pid: process_state(pid) in ("gone", "Z"))
         poll(lambda: not running_reads(mariadb, mysql_source))
     finally:
         worker.kill()
         worker.wait()
+
+
+ROWS = [{"id": 1}, {"id": 2}, {"id": 3}]
+
+
+def test_a_reader_zygote_that_died_is_replaced(
+    mariadb: MariaDBServer, mysql_source: Database
+) -> None:
+    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t AS SELECT seq AS id FROM seq_1_to_3")
+    my = source(mysql_source)
+    [table] = my.discover()
+    assert read_rows(my, table) == ROWS
+    [zygote] = zygotes()
+
+    os.kill(zygote, signal.SIGKILL)
+    poll(lambda: process_state(zygote) in ("gone", "Z"))
+
+    assert read_rows(my, table) == ROWS
+    assert zygotes() != [zygote]
+
+
+READ_IN_A_FORK = """
+import json, os, sys
+from pathlib import Path
+from refresh.sources import build_source
+source = build_source("mysql", json.loads(sys.argv[1]), None, connect_timeout=5)
+[table] = source.discover()
+def rows():
+    with source.read(table) as batches:
+        return sum(batch.num_rows for batch in batches)
+def zygotes():
+    children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+    return [pid for pid in children if b"cx_child.py" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+print("parent", rows(), len(zygotes()), flush=True)
+if os.fork() == 0:
+    print("child", rows(), len(zygotes()), flush=True)
+    os._exit(0)
+os.wait()
+print("parent", rows(), len(zygotes()), flush=True)
+"""
+
+
+def test_a_forked_process_reads_through_a_zygote_of_its_own(
+    mariadb: MariaDBServer, mysql_source: Database
+) -> None:
+    """As an RQ work horse, forked from its worker, does."""
+    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t AS SELECT seq AS id FROM seq_1_to_3")
+
+    run = subprocess.run(
+        [sys.executable, "-c", READ_IN_A_FORK, json.dumps(mysql_source.config())],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["parent 3 1", "child 3 1", "parent 3 1"]
