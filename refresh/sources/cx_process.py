@@ -38,7 +38,6 @@ import subprocess
 import sys
 import termios
 import threading
-from collections import deque
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import suppress
 from typing import IO, ClassVar
@@ -49,9 +48,9 @@ from refresh.common.redact import redact
 from refresh.sources import cx_child
 from refresh.sources.base import SourceError
 
-# Kept from the child's stderr: enough for its failure line after any driver noise (a panic's
-# backtrace when RUST_BACKTRACE is set, log lines of the connection pool).
-_STDERR_LINES = 200
+# Read from the end of the child's stderr: enough for its failure line after any driver noise (a
+# panic's backtrace when RUST_BACKTRACE is set, log lines of the connection pool).
+_STDERR_TAIL_BYTES = 64 * 1024
 # A pipe of 64 KiB wakes the reader every few hundred rows; 1 MiB (about a batch) cuts the switches.
 _PIPE_BYTES = 1024 * 1024
 # How often the flow control looks at the pipe: what the child produces meanwhile is what it may
@@ -67,9 +66,6 @@ class ChildRead:
         self._stopped = False
         self._process = _Zygote.fork()
         self._stdout = _PacedPipe(self._process)
-        self._stderr: deque[bytes] = deque(maxlen=_STDERR_LINES)
-        self._drain = threading.Thread(target=self._drain_stderr, name="cx-stderr", daemon=True)
-        self._drain.start()
 
     def start(self, url: str, query: str, setup: Sequence[str], batch_rows: int) -> None:
         """Send the child its query (the password travels here, on stdin)."""
@@ -109,21 +105,14 @@ class ChildRead:
             self.stop()
         self._wait()
         self._stdout.close()
-        self._drain.join()
-        self._process.stdin.close()
+        self._process.close()
 
     def _wait(self) -> int:
         self._stdout.stop_pacing()  # nothing left to pace, and the pidfd closes
         return self._process.wait()
 
-    def _drain_stderr(self) -> None:
-        with self._process.stderr:
-            for line in self._process.stderr:
-                self._stderr.append(line)
-
     def _failure(self) -> SourceError:
-        self._drain.join()
-        lines = [line.decode(errors="replace").rstrip() for line in self._stderr]
+        lines = self._process.stderr_tail().decode(errors="replace").splitlines()
         prefix = cx_child.FAILURE_PREFIX
         reported = [line.removeprefix(prefix) for line in lines if line.startswith(prefix)]
         if reported:
@@ -213,14 +202,15 @@ class _PacedPipe:
 class _Reader:
     """A reader forked by the zygote, with the part of ``subprocess.Popen`` that ``ChildRead``
     uses. Signals go through a pidfd, opened while the reader waits for its request (so it is
-    alive): the zygote reaps it, and its pid could be reused after that."""
+    alive): the zygote reaps it, and its pid could be reused after that. Its stderr is a file in
+    memory, read once it has ended: no thread drains it meanwhile."""
 
     returncode: int | None = None
 
     def __init__(self, pid: int, stdin: int, stdout: int, stderr: int, status: int) -> None:
-        self.stdin: IO[bytes] = open(stdin, "wb")  # noqa: SIM115  # all three closed by ChildRead
+        self.stdin: IO[bytes] = open(stdin, "wb")  # noqa: SIM115  # closed by close()
         self.stdout: IO[bytes] = open(stdout, "rb", buffering=0)  # noqa: SIM115
-        self.stderr: IO[bytes] = open(stderr, "rb")  # noqa: SIM115
+        self._stderr: IO[bytes] = open(stderr, "rb")  # noqa: SIM115
         self._status = status
         self._signalling = threading.Lock()  # the pidfd is not closed while it is used
         self._waiting = threading.Lock()
@@ -252,6 +242,16 @@ class _Reader:
             if self.returncode is None:
                 self.returncode = self._ended()
             return self.returncode
+
+    def stderr_tail(self) -> bytes:
+        """The end of what the reader wrote to its stderr (complete once it has ended)."""
+        size = os.fstat(self._stderr.fileno()).st_size
+        start = max(0, size - _STDERR_TAIL_BYTES)
+        return os.pread(self._stderr.fileno(), size - start, start)
+
+    def close(self) -> None:
+        for stream in (self.stdin, self.stdout, self._stderr):
+            stream.close()
 
     def _ended(self) -> int:
         """The exit code (-9 when the zygote died first: that killed the reader)."""
@@ -327,21 +327,22 @@ class _Zygote:
             cls._current = None
 
     def _fork(self) -> _Reader:
-        stdin, stdout, stderr, status = os.pipe(), os.pipe(), os.pipe(), os.pipe()
-        theirs = [stdin[0], stdout[1], stderr[1], status[1]]
+        stdin, stdout, status = os.pipe(), os.pipe(), os.pipe()
+        stderr = os.memfd_create("cx-reader-stderr")
+        theirs = [stdin[0], stdout[1], os.dup(stderr), status[1]]
         try:
             socket.send_fds(self._control, [b"r"], theirs)
             pid = int.from_bytes(_read_exactly(self._control.fileno(), 4), "little")
             if pid == 0:
                 raise ConnectionResetError("the zygote ended")
         except BaseException:
-            for fd in (stdin[1], stdout[0], stderr[0], status[0]):
+            for fd in (stdin[1], stdout[0], stderr, status[0]):
                 os.close(fd)
             raise
         finally:
             for fd in theirs:
                 os.close(fd)
-        return _Reader(pid, stdin[1], stdout[0], stderr[0], status[0])
+        return _Reader(pid, stdin[1], stdout[0], stderr, status[0])
 
 
 def _read_exactly(fd: int, size: int) -> bytes:
