@@ -37,6 +37,15 @@ def source(db: Database, password: str | None = None, **config: object) -> Sourc
     return build_source("mysql", db.config(**config), password, connect_timeout=5)
 
 
+def one_table(mariadb: MariaDBServer, db: Database, create: str) -> tuple[Source, DiscoveredTable]:
+    """A source of ``db`` after ``create`` made its one table, and that table."""
+    with mariadb.connect(db) as conn, conn.cursor() as cur:
+        cur.execute(create)
+    my = source(db)
+    [table] = my.discover()
+    return my, table
+
+
 def quoted(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
@@ -278,10 +287,9 @@ def test_decimals_are_exact_at_every_precision_and_scale(
 def test_abandoned_stream_is_interrupted_cleanly(
     mariadb: MariaDBServer, mysql_source: Database
 ) -> None:
-    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
-        cur.execute("CREATE TABLE big AS SELECT seq AS id FROM seq_1_to_200000")
-    my = source(mysql_source)
-    [table] = my.discover()
+    my, table = one_table(
+        mariadb, mysql_source, "CREATE TABLE big AS SELECT seq AS id FROM seq_1_to_200000"
+    )
 
     with my.read(table) as batches:
         assert next(batches).num_rows == READ_BATCH_ROWS
@@ -385,10 +393,7 @@ def read_in_thread(my: Source, table: DiscoveredTable) -> tuple[threading.Thread
 def test_interrupt_kills_the_query_on_the_server(
     mariadb: MariaDBServer, mysql_source: Database
 ) -> None:
-    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
-        cur.execute(SLOW_VIEW)
-    my = source(mysql_source)
-    [table] = my.discover()
+    my, table = one_table(mariadb, mysql_source, SLOW_VIEW)
     reader, outcome = read_in_thread(my, table)
     poll(lambda: running_reads(mariadb, mysql_source))
 
@@ -470,10 +475,7 @@ BIG_TABLE = "CREATE TABLE big AS SELECT seq AS id, REPEAT('x', 100) AS pad FROM 
 def test_reader_is_paused_while_nobody_reads_and_loses_no_row(
     mariadb: MariaDBServer, mysql_source: Database
 ) -> None:
-    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
-        cur.execute(BIG_TABLE)
-    my = source(mysql_source)
-    [table] = my.discover()
+    my, table = one_table(mariadb, mysql_source, BIG_TABLE)
 
     with my.read(table) as batches:
         ids = next(batches).column("id").to_pylist()
@@ -545,16 +547,16 @@ def test_paused_reader_dies_with_a_killed_worker(
         worker.wait()
 
 
-ROWS = [{"id": 1}, {"id": 2}, {"id": 3}]
+THREE_ROWS, ROWS = (
+    "CREATE TABLE t AS SELECT seq AS id FROM seq_1_to_3",
+    [{"id": i} for i in (1, 2, 3)],
+)
 
 
 def test_a_reader_zygote_that_died_is_replaced(
     mariadb: MariaDBServer, mysql_source: Database
 ) -> None:
-    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
-        cur.execute("CREATE TABLE t AS SELECT seq AS id FROM seq_1_to_3")
-    my = source(mysql_source)
-    [table] = my.discover()
+    my, table = one_table(mariadb, mysql_source, THREE_ROWS)
     assert read_rows(my, table) == ROWS
     [zygote] = zygotes()
 
@@ -591,15 +593,9 @@ def test_a_forked_process_reads_through_a_zygote_of_its_own(
 ) -> None:
     """As an RQ work horse, forked from its worker, does."""
     with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
-        cur.execute("CREATE TABLE t AS SELECT seq AS id FROM seq_1_to_3")
+        cur.execute(THREE_ROWS)
 
-    run = subprocess.run(
-        [sys.executable, "-c", READ_IN_A_FORK, json.dumps(mysql_source.config())],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    command = [sys.executable, "-c", READ_IN_A_FORK, json.dumps(mysql_source.config())]
+    printed = subprocess.check_output(command, cwd=ROOT, text=True, timeout=60)
 
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.splitlines() == ["parent 3 1", "child 3 1", "parent 3 1"]
+    assert printed.splitlines() == ["parent 3 1", "child 3 1", "parent 3 1"]
