@@ -16,6 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql.dml import Insert
 
 from refresh.common.errors import ServiceUnavailable
+from refresh.common.kept import Kept
 
 log = logging.getLogger(__name__)
 
@@ -86,43 +87,39 @@ class Catalog:
 
 class PinnedCatalog(Catalog):
     """The catalog as one thread of a batch uses it, table after table: ``transaction()`` and
-    ``statements()`` reuse a connection each, checked out on first use and kept until
-    ``close()``, instead of taking one from the pool (and pinging it) for every unit of work.
-    A connection that failed is dropped; the next unit of work takes a fresh one.
+    ``statements()`` reuse a connection each (``Kept``), instead of taking one from the pool (and
+    pinging it) for every unit of work, until ``close()``. A connection that failed is dropped;
+    the next unit of work takes a fresh one.
     """
 
     def __init__(self, catalog: Catalog) -> None:  # shares the engine; no super().__init__
         self.engine = catalog.engine
         self._sessions = catalog._sessions
         self._autocommit = catalog._autocommit
-        self._kept: dict[Engine, Connection] = {}
+        self._transactions: Kept[Connection] = Kept(Connection.close)
+        self._statements: Kept[Connection] = Kept(Connection.close)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        with self._kept_connection(self.engine) as connection:
+        with (
+            _available(),
+            self._transactions.use(self.engine.connect) as connection,
+            connection.begin(),
+        ):
             yield connection
 
     @contextmanager
     def statements(self) -> Iterator[Connection]:
-        with self._kept_connection(self._autocommit) as connection:
+        with (
+            _available(),
+            self._statements.use(self._autocommit.connect) as connection,
+            connection.begin(),
+        ):
             yield connection
 
-    @contextmanager
-    def _kept_connection(self, engine: Engine) -> Iterator[Connection]:
-        with _available():
-            connection = self._kept.pop(engine, None) or engine.connect()
-            try:
-                with connection.begin():
-                    yield connection
-            except BaseException:
-                connection.close()
-                raise
-            self._kept[engine] = connection
-
     def close(self) -> None:
-        for connection in self._kept.values():
-            connection.close()
-        self._kept.clear()
+        self._transactions.close()
+        self._statements.close()
 
 
 @contextmanager

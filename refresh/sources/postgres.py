@@ -74,6 +74,7 @@ import psycopg
 import pyarrow as pa
 from sqlalchemy.dialects.postgresql.base import PGDialect
 
+from refresh.common.kept import Kept
 from refresh.sources import adbc
 from refresh.sources.base import (
     BATCH_ROWS,
@@ -90,7 +91,6 @@ from refresh.sources.convert import cast_batch, read_as_text
 from refresh.sources.driver_errors import source_errors
 from refresh.sources.fan_in import FanIn
 from refresh.sources.interrupt import INTERRUPTED
-from refresh.sources.kept import Kept
 from refresh.sources.typemap import UNCONSTRAINED_DECIMAL, decimal_type
 
 log = logging.getLogger(__name__)

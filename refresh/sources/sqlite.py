@@ -59,6 +59,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 
+from refresh.common.kept import Kept
 from refresh.sources import adbc
 from refresh.sources.base import (
     BATCH_ROWS,
@@ -73,7 +74,6 @@ from refresh.sources.config import FileConfigSchema
 from refresh.sources.convert import cast_array, column_error
 from refresh.sources.driver_errors import source_errors
 from refresh.sources.file_fingerprint import file_fingerprint
-from refresh.sources.kept import Kept
 from refresh.sources.typemap import UNCONSTRAINED_DECIMAL, decimal_type
 
 SCHEMA = "main"
@@ -143,7 +143,7 @@ def _how_to_read(column: Column) -> tuple[str, str, str]:
 
 
 class SQLiteSource(Source):
-    """Keeps a connection for discovery and one for reads between calls (``refresh.sources.kept``):
+    """Keeps a connection for discovery and one for reads between calls (``refresh.common.kept``):
     each connection parses the file's whole schema before its first statement, 25 ms for a file
     of 10,000 tables."""
 

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from refresh.sources.kept import Kept
+from refresh.common.kept import Kept
 
 
 class Connections:

@@ -1,9 +1,10 @@
-"""A connection a source keeps between its calls.
+"""A connection kept between calls: a source's, or the catalog's in a batch thread.
 
 A connection costs more to open than most calls cost to make: a TLS handshake and a login on a
 server, the whole schema parsed again for a SQLite file of many tables (25 ms a connection at
-10,000 tables). A batch of a connection-wide refresh calls its sources once or twice per table,
-so a source keeps its connection from one call to the next, until it is closed.
+10,000 tables), a ping of the catalog's pooled connection. A batch of a connection-wide refresh
+calls its sources once or twice per table and its catalog two or three times, so each keeps its
+connection from one call to the next, until it is closed.
 
 A call takes the connection out while it uses it, and puts it back only when it ended without an
 error: a call abandoned in its thread (a stalled source, ``refresh.prefetch``) never shares its
