@@ -7,13 +7,17 @@ behaviour on a real Redis with forking workers is tested in tests/workers/.
 from __future__ import annotations
 
 import base64
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
+import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.engine import make_url
 
 from app import create_app
 from config import load_settings
@@ -26,8 +30,10 @@ from tests.support.api import (
     table_info,
     wait_for_job,
 )
+from tests.support.freshness import sqlite_source
 from tests.support.overlaps import TABLES, overlapping_tables, refresh_overlapping
 from tests.support.services import Database, PostgresServer
+from tests.support.workers import wait_until
 
 ROWS = {"a": 10, "b": 20, "c": 30}
 
@@ -117,6 +123,44 @@ def test_a_failing_table_is_reported_and_the_others_refresh(
     assert job["progress"]["tables_failed"] == 1
     assert table_info(client, "shop", "public", "a")["current_path"] == before
     assert versions(client, "b") == ["current", "superseded"]
+
+
+@pytest.mark.parametrize("catalog_url", ["postgres"], indirect=True)
+def test_a_batch_whose_catalog_connections_are_cut_goes_on_with_new_ones(
+    client: FlaskClient, catalog_url: str, tmp_path: Path
+) -> None:
+    """A catalog that restarts or fails over mid-batch fails at most the tables whose catalog
+    work it cut (one a thread); the batch goes on, its threads on new catalog connections."""
+    tables = tuple(f"t{number:02d}" for number in range(60))
+    sqlite_source(client, tmp_path / "src.sqlite", tables=tables)
+    catalog = make_url(catalog_url).database
+    cut: list[int] = []
+
+    def cut_after_three_tables() -> None:
+        with psycopg.connect(catalog_url.replace("+psycopg", ""), autocommit=True) as conn:
+            done = "SELECT count(*) FROM table_versions WHERE status = 'current'"
+            wait_until(lambda: conn.execute(done).fetchone()[0] >= 3, 30, "no table refreshed")
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (catalog,),
+            )
+            cut.append(conn.execute(done).fetchone()[0])
+
+    cutter = threading.Thread(target=cut_after_three_tables)
+    cutter.start()
+    body = {"connection_id": "src", "data": True, "include_uncached": True, "async": False}
+    response = client.post("/refresh", json=body)
+    cutter.join()
+
+    assert response.status_code == 200, response.get_json()
+    result = response.get_json()
+    [published_at_the_cut] = cut
+    assert published_at_the_cut < len(tables), "the batch ended before its catalog was cut"
+    assert result["tables_failed"] <= 4  # PARALLEL_REFRESH_COUNT: one table a thread, at most
+    assert result["tables_refreshed"] + result["tables_failed"] == len(tables)
+    for error in result["errors"]:
+        assert "catalog database is unavailable" in error["error"], error
 
 
 def test_tables_removed_at_the_source_are_skipped(
