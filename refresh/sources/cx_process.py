@@ -13,8 +13,9 @@ error handling, and its connection pool retries a refused login for 30 seconds. 
   environment; the child reports a failure as one line on stderr, which the parent redacts.
 
 The child starts when ``ChildRead`` is built and waits for its request, so the caller can do
-other work (a handshake) meanwhile. The zygote is started by the first read of a process (and
-again after a fork, or if it died), and ends when that process does (its control socket closes).
+other work (a handshake) meanwhile. The zygote is started by ``prepare()`` (a forking worker
+calls it before it forks its work horses, which share it) or by the first read of a process, and
+again if it died; it ends when every process holding its control socket has ended.
 
 Memory stays bounded by flow control: connectorx reads the server in a thread of its own into an
 unbounded queue, so a full pipe blocks the child's writer but not that thread, and a consumer
@@ -53,6 +54,9 @@ from refresh.sources.base import SourceError
 _STDERR_TAIL_BYTES = 64 * 1024
 # A pipe of 64 KiB wakes the reader every few hundred rows; 1 MiB (about a batch) cuts the switches.
 _PIPE_BYTES = 1024 * 1024
+# The zygote answers a request in milliseconds; one that has not answered in this time is taken
+# for dead (and replaced).
+_ANSWER_SECONDS = 30
 # How often the flow control looks at the pipe: what the child produces meanwhile is what it may
 # buffer beyond the pipe (a fraction of a batch).
 _PACE_SECONDS = 0.01
@@ -203,15 +207,19 @@ class _Reader:
     """A reader forked by the zygote, with the part of ``subprocess.Popen`` that ``ChildRead``
     uses. Signals go through a pidfd, opened while the reader waits for its request (so it is
     alive): the zygote reaps it, and its pid could be reused after that. Its stderr is a file in
-    memory, read once it has ended: no thread drains it meanwhile."""
+    memory, read once it has ended: no thread drains it meanwhile. Its request's reply socket
+    stays open until ``close()``: closed earlier (this process died), the zygote kills it."""
 
     returncode: int | None = None
 
-    def __init__(self, pid: int, stdin: int, stdout: int, stderr: int, status: int) -> None:
+    def __init__(
+        self, pid: int, stdin: int, stdout: int, stderr: int, status: int, reply: socket.socket
+    ) -> None:
         self.stdin: IO[bytes] = open(stdin, "wb")  # noqa: SIM115  # closed by close()
         self.stdout: IO[bytes] = open(stdout, "rb", buffering=0)  # noqa: SIM115
         self._stderr: IO[bytes] = open(stderr, "rb")  # noqa: SIM115
         self._status = status
+        self._reply = reply
         self._signalling = threading.Lock()  # the pidfd is not closed while it is used
         self._waiting = threading.Lock()
         try:
@@ -250,7 +258,7 @@ class _Reader:
         return os.pread(self._stderr.fileno(), size - start, start)
 
     def close(self) -> None:
-        for stream in (self.stdin, self.stdout, self._stderr):
+        for stream in (self.stdin, self.stdout, self._stderr, self._reply):
             stream.close()
 
     def _ended(self) -> int:
@@ -264,85 +272,110 @@ class _Reader:
         return int.from_bytes(code, "little", signed=True) if len(code) == 4 else -9
 
 
+class _ZygoteGone(Exception):
+    """The zygote closed its control socket or a request's reply socket: it has ended."""
+
+
 class _Zygote:
-    """The process that forks the readers, one per service process (see ``cx_child``)."""
+    """The process that forks the readers (see ``cx_child``). A forked process (an RQ work
+    horse) shares its parent's: requests from several processes never mix, each has a reply
+    socket of its own."""
 
     _current: ClassVar[_Zygote | None] = None
     _lock: ClassVar[threading.Lock] = threading.Lock()
-    # After a fork, the parent's: not to be used, nor waited for (it is not this process's child).
-    _inherited: ClassVar[list[_Zygote]] = []
 
     def __init__(self) -> None:
-        ours, theirs = socket.socketpair()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         with theirs:
             self._process = subprocess.Popen(
                 [sys.executable, "-P", cx_child.__file__], stdin=theirs, stdout=subprocess.DEVNULL
             )
         self._control = ours
+        self._parent = os.getpid()
+
+    @classmethod
+    def started(cls) -> _Zygote:
+        with cls._lock:
+            if cls._current is None:
+                cls._current = cls()
+            return cls._current
 
     @classmethod
     def fork(cls) -> _Reader:
-        """A new reader, waiting for its request. A zygote that died is replaced, once."""
-        with cls._lock:
+        """A new reader, waiting for its request. A zygote that ended is replaced, once."""
+        try:
+            return cls._fork_once()
+        except _ZygoteGone:
             try:
-                return cls._started()._fork()
-            except OSError:
-                cls._end()
-            try:
-                return cls._started()._fork()
-            except OSError as error:
-                cls._end()
+                return cls._fork_once()
+            except _ZygoteGone as gone:
                 raise SourceError(
-                    f"the connectorx reader could not be started ({error}); "
+                    f"the connectorx reader could not be started ({gone}); "
                     "the service's log shows why"
                 ) from None
 
     @classmethod
-    def forget(cls) -> None:
-        """In a forked process: the parent's zygote is not this process's to use or end (and
-        the lock may have been held by one of the parent's threads)."""
-        cls._lock = threading.Lock()
-        if cls._current is not None:
-            cls._current._control.close()
-            cls._inherited.append(cls._current)
-            cls._current = None
+    def _fork_once(cls) -> _Reader:
+        zygote = cls.started()
+        try:
+            return zygote._fork()
+        except _ZygoteGone:
+            with cls._lock:
+                if cls._current is zygote:
+                    cls._current = None
+            zygote.close()
+            raise
 
     @classmethod
     def end(cls) -> None:
         with cls._lock:
-            cls._end()
+            zygote, cls._current = cls._current, None
+        if zygote is not None:
+            zygote.close()
 
     @classmethod
-    def _started(cls) -> _Zygote:
-        if cls._current is None:
-            cls._current = cls()
-        return cls._current
+    def after_fork(cls) -> None:
+        """In a forked process: the parent's zygote serves it too, but one of the parent's
+        threads may have held the lock."""
+        cls._lock = threading.Lock()
 
-    @classmethod
-    def _end(cls) -> None:
-        if cls._current is not None:
-            cls._current._control.close()
-            cls._current._process.kill()  # its readers die with it (PR_SET_PDEATHSIG)
-            cls._current._process.wait()
-            cls._current = None
+    def close(self) -> None:
+        self._control.close()
+        if os.getpid() == self._parent:  # only its parent can reap it
+            self._process.kill()  # its readers die with it (PR_SET_PDEATHSIG)
+            self._process.wait()
 
     def _fork(self) -> _Reader:
         stdin, stdout, status = os.pipe(), os.pipe(), os.pipe()
         stderr = os.memfd_create("cx-reader-stderr")
-        theirs = [stdin[0], stdout[1], os.dup(stderr), status[1]]
+        reply, reply_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        reply.settimeout(_ANSWER_SECONDS)
+        theirs = [stdin[0], stdout[1], os.dup(stderr), status[1], reply_theirs.detach()]
+        why = "it ended"
         try:
-            socket.send_fds(self._control, [b"r"], theirs)
-            pid = int.from_bytes(_read_exactly(self._control.fileno(), 4), "little")
-            if pid == 0:
-                raise ConnectionResetError("the zygote ended")
-        except BaseException:
+            try:
+                socket.send_fds(self._control, [b"r"], theirs)
+            finally:
+                # Before the answer: if the zygote dies with the request unread, the reply socket
+                # closes with it, and the wait below ends.
+                for fd in theirs:
+                    os.close(fd)
+            answer = reply.recv(4)
+        except OSError as error:  # a timeout included
+            answer, why = b"", str(error) or type(error).__name__
+        if len(answer) < 4:
             for fd in (stdin[1], stdout[0], stderr, status[0]):
                 os.close(fd)
-            raise
-        finally:
-            for fd in theirs:
-                os.close(fd)
-        return _Reader(pid, stdin[1], stdout[0], stderr, status[0])
+            reply.close()
+            raise _ZygoteGone(why)
+        pid = int.from_bytes(answer, "little")
+        return _Reader(pid, stdin[1], stdout[0], stderr, status[0], reply)
+
+
+def prepare() -> None:
+    """Start the zygote now: a forking worker does, so that its work horses share it instead of
+    each starting one for its first MySQL read."""
+    _Zygote.started()
 
 
 def _read_exactly(fd: int, size: int) -> bytes:
@@ -353,5 +386,5 @@ def _read_exactly(fd: int, size: int) -> bytes:
     return data
 
 
-os.register_at_fork(after_in_child=_Zygote.forget)
+os.register_at_fork(after_in_child=_Zygote.after_fork)
 atexit.register(_Zygote.end)

@@ -70,7 +70,7 @@ from refresh.sources.base import (
 )
 from refresh.sources.config import MySQLConfigSchema
 from refresh.sources.convert import cast_batch, column_error
-from refresh.sources.cx_process import ChildRead
+from refresh.sources.cx_process import ChildRead, prepare
 from refresh.sources.driver_errors import source_errors
 from refresh.sources.typemap import decimal_type
 
@@ -255,6 +255,10 @@ class MySQLSource(Source):
     @property
     def _secrets(self) -> list[str | None]:
         return [self.password]
+
+    @classmethod
+    def preload(cls) -> None:
+        prepare()  # the reader zygote, for the work horses to share
 
     def connect(self) -> pymysql.Connection:
         """A UTC, read-only session whose handshake cannot outlast ``connect_timeout``.

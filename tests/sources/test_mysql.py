@@ -11,11 +11,9 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import suppress
 from datetime import UTC, date, datetime
 from datetime import time as clock
 from decimal import Decimal
-from pathlib import Path
 
 import pyarrow as pa
 import pymysql
@@ -24,6 +22,7 @@ import pytest
 from refresh.sources import build_source
 from refresh.sources.base import Column, DiscoveredTable, Source, SourceError
 from refresh.sources.mysql import READ_BATCH_ROWS
+from tests.support.mysql_readers import process_state, reader_processes, zygotes
 from tests.support.paths import ROOT
 from tests.support.proxy import pausable_proxy
 from tests.support.services import Database, MariaDBServer
@@ -436,38 +435,6 @@ def test_interrupt_ends_a_read_from_a_frozen_host(
                     cur.execute("KILL QUERY %s", (thread_id,))
 
 
-def reader_processes(parent: int | str = "self") -> list[int]:
-    """Pids of the connectorx readers of ``parent``: its zygote's children."""
-    return [reader for zygote in zygotes(parent) for reader in children(zygote)]
-
-
-def zygotes(parent: int | str = "self") -> list[int]:
-    """Pids of ``parent``'s children running ``cx_child.py``, the zygote of its readers."""
-    found = []
-    for pid in children(parent):
-        with suppress(FileNotFoundError):
-            if b"cx_child.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(pid)
-    return found
-
-
-def children(parent: int | str) -> list[int]:
-    pids = []
-    for task in Path(f"/proc/{parent}/task").iterdir():
-        with suppress(FileNotFoundError):  # a thread that ended meanwhile
-            pids += [int(pid) for pid in (task / "children").read_text().split()]
-    return pids
-
-
-def process_state(pid: int) -> str:
-    """The one-letter state of ``pid`` (``T`` stopped, ``Z`` zombie), ``gone`` once reaped."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return "gone"
-
-
 # 30 MB: enough to fill the reader's pipe many times over.
 BIG_TABLE = "CREATE TABLE big AS SELECT seq AS id, REPEAT('x', 100) AS pad FROM seq_1_to_300000"
 
@@ -567,35 +534,62 @@ def test_a_reader_zygote_that_died_is_replaced(
     assert zygotes() != [zygote]
 
 
-READ_IN_A_FORK = """
+READ_IN_A_HORSE = """
 import json, os, sys
-from pathlib import Path
 from refresh.sources import build_source
+from refresh.sources.cx_process import prepare
+prepare()  # as a worker does before it forks its work horses
 source = build_source("mysql", json.loads(sys.argv[1]), None, connect_timeout=5)
-[table] = source.discover()
-def rows():
-    with source.read(table) as batches:
+tables = {table.table_name: table for table in source.discover()}
+def rows(name):
+    with source.read(tables[name]) as batches:
         return sum(batch.num_rows for batch in batches)
-def zygotes():
-    children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
-    return [pid for pid in children if b"cx_child.py" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-print("parent", rows(), len(zygotes()), flush=True)
-if os.fork() == 0:
-    print("child", rows(), len(zygotes()), flush=True)
+horse = os.fork()
+if horse == 0:
+    print("horse", rows("t"), flush=True)
+    with source.read(tables["big"]) as batches:
+        next(batches)
+        print("reading", flush=True)
+        sys.stdin.read()
     os._exit(0)
-os.wait()
-print("parent", rows(), len(zygotes()), flush=True)
+print(horse, flush=True)
+sys.stdin.readline()  # the horse was killed
+print("worker", rows("t"), flush=True)
 """
 
 
-def test_a_forked_process_reads_through_a_zygote_of_its_own(
+def test_work_horses_share_the_zygote_which_kills_the_reader_of_one_killed(
     mariadb: MariaDBServer, mysql_source: Database
 ) -> None:
-    """As an RQ work horse, forked from its worker, does."""
     with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
         cur.execute(THREE_ROWS)
+        cur.execute(BIG_TABLE)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", READ_IN_A_HORSE, json.dumps(mysql_source.config())],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        assert worker.stdin is not None
+        lines = {worker.stdout.readline().strip() for _ in range(3)}
+        [horse] = [int(line) for line in lines if line.isdigit()]
+        assert lines - {str(horse)} == {"horse 3", "reading"}
+        [zygote] = zygotes(worker.pid)  # the worker's: the horse started none
+        assert zygotes(horse) == []
+        [reader] = reader_processes(worker.pid)
+        poll(lambda: process_state(reader) == "T")  # paused: nobody reads it
 
-    command = [sys.executable, "-c", READ_IN_A_FORK, json.dumps(mysql_source.config())]
-    printed = subprocess.check_output(command, cwd=ROOT, text=True, timeout=60)
+        os.kill(horse, signal.SIGKILL)
 
-    assert printed.splitlines() == ["parent 3 1", "child 3 1", "parent 3 1"]
+        poll(lambda: process_state(reader) in ("gone", "Z"))
+        poll(lambda: not running_reads(mariadb, mysql_source))
+        assert process_state(zygote) not in ("gone", "Z")
+        worker.stdin.write("\n")
+        worker.stdin.flush()
+        assert worker.stdout.readline() == "worker 3\n"
+    finally:
+        worker.kill()
+        worker.wait()

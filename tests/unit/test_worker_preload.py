@@ -10,6 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Run in a process of its own: what the test process has loaded says nothing about the worker's.
 PROBE = """
+import os
+from pathlib import Path
 import sqlalchemy.orm
 import workers.worker
 from refresh.catalog import Connection
@@ -17,11 +19,14 @@ maps = open("/proc/self/maps").read()
 print("postgres" if "libadbc_driver_postgresql.so" in maps else "-")
 print("sqlite" if "libadbc_driver_sqlite.so" in maps else "-")
 print("mappers" if sqlalchemy.orm.class_mapper(Connection).configured else "-")
+children = Path(f"/proc/self/task/{os.getpid()}/children").read_text().split()
+commands = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children]
+print("mysql-zygote" if any(b"cx_child.py" in command for command in commands) else "-")
 """
 
 
-def test_the_worker_loads_drivers_and_configures_mappers_before_forking() -> None:
+def test_the_worker_loads_drivers_starts_the_mysql_zygote_and_configures_mappers() -> None:
     result = subprocess.run(
         [sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, check=True
     )
-    assert result.stdout.split() == ["postgres", "sqlite", "mappers"]
+    assert result.stdout.split() == ["postgres", "sqlite", "mappers", "mysql-zygote"]

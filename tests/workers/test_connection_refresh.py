@@ -10,7 +10,8 @@ from flask.testing import FlaskClient
 from refresh.runtime import Runtime
 from tests.support.api import register, submit, table_info, wait_for_job
 from tests.support.concurrency import most_at_once, refresh_intervals, slow_tables
-from tests.support.services import Database, PostgresServer
+from tests.support.mysql_readers import reader_processes, zygotes
+from tests.support.services import Database, MariaDBServer, PostgresServer
 from tests.support.workers import CAP, RedisDatabase, StartWorkers, wait_until
 
 EVERY_TABLE = {"connection_id": "src", "data": True, "include_uncached": True}
@@ -120,3 +121,26 @@ def test_an_inline_refresh_joins_the_job_refreshing_the_same_table(
     assert [v["status"] for v in table_info(client, "src", "public", "slow_0")["versions"]] == [
         "current"
     ]
+
+
+def test_work_horses_read_mysql_through_their_worker_s_zygote(
+    client: FlaskClient, workers: StartWorkers, mariadb: MariaDBServer, mysql_source: Database
+) -> None:
+    """The worker starts the zygote before it forks; each work horse's readers are its."""
+    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE quick AS SELECT seq AS id FROM seq_1_to_10")
+        cur.execute("CREATE VIEW slow AS SELECT seq AS id, SLEEP(0.2) AS s FROM seq_1_to_10")
+    register(client, "src", "mysql", mysql_source.config())
+    with workers(1) as [worker]:
+        wait_until(lambda: zygotes(worker.pid), timeout=60, what="the worker started no zygote")
+        [zygote] = zygotes(worker.pid)
+        job_id = submit(client, EVERY_TABLE)
+        wait_until(
+            lambda: reader_processes(worker.pid), timeout=60, what="no reader of the zygote's"
+        )
+        job = wait_for_job(client, job_id, timeout=120)
+        assert zygotes(worker.pid) == [zygote]
+
+    assert job["status"] == "finished", job
+    assert job["result"]["tables_refreshed"] == 2
+    assert job["result"]["total_rows"] == 20
