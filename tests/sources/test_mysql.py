@@ -485,18 +485,24 @@ with source.read(table) as batches:
 """
 
 
-def test_paused_reader_dies_with_a_killed_worker(
-    mariadb: MariaDBServer, mysql_source: Database
-) -> None:
-    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
-        cur.execute(BIG_TABLE)
-    worker = subprocess.Popen(
-        [sys.executable, "-c", READ_THEN_HANG, json.dumps(mysql_source.config())],
+def script(code: str, db: Database) -> subprocess.Popen[str]:
+    """Python running ``code`` in a process of its own, given ``db``'s config as its argument;
+    the test talks to it through its standard input and output."""
+    return subprocess.Popen(
+        [sys.executable, "-c", code, json.dumps(db.config())],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def test_paused_reader_dies_with_a_killed_worker(
+    mariadb: MariaDBServer, mysql_source: Database
+) -> None:
+    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
+        cur.execute(BIG_TABLE)
+    worker = script(READ_THEN_HANG, mysql_source)
     try:
         assert worker.stdout is not None
         assert worker.stdout.readline() == "reading\n"
@@ -564,13 +570,7 @@ def test_work_horses_share_the_zygote_which_kills_the_reader_of_one_killed(
     with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
         cur.execute(THREE_ROWS)
         cur.execute(BIG_TABLE)
-    worker = subprocess.Popen(
-        [sys.executable, "-c", READ_IN_A_HORSE, json.dumps(mysql_source.config())],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    worker = script(READ_IN_A_HORSE, mysql_source)
     try:
         assert worker.stdout is not None
         assert worker.stdin is not None
