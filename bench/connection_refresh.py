@@ -9,6 +9,12 @@ Three PostgreSQL connections built from the reference ``orders`` table (bench/or
   table needs besides its data costs);
 - ``large``: 4 tables of 1,000,000 rows (what the data path costs).
 
+And, only when named in ``--connections``, MariaDB ones with the columns of ``orders`` and
+generated rows (``bench.native_refresh.fill_mysql``, made once and kept): ``mariadb-small`` (200
+tables of 10,000 rows) and ``mariadb-tiny`` (200 tables of 10 rows). They have no peer here (the
+DuckDB loop reads PostgreSQL; DuckDB's MySQL scanner is an extension this machine cannot
+download); their copies are checked by row count.
+
 For each worker count the service runs as deployed: the Procfile's ``rq worker`` processes around
 a Redis server of the benchmark's own, a PostgreSQL catalog and a filesystem cache; the time is
 from ``POST /refresh`` (mode 4, every table) to the job seen finished, twice in the same
@@ -34,8 +40,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flask.testing import FlaskClient
 
@@ -49,8 +58,10 @@ from bench.common import (
     scratch_database,
 )
 from bench.data_refresh import PEERS_PYTHON, check, ensure_peers
+from bench.native_refresh import MYSQL, fill_mysql
 
 CONNECTIONS = {"small": (200, 10_000), "many": (1_000, 1_000), "large": (4, 1_000_000)}
+MARIADB_CONNECTIONS = {"mariadb-small": (200, 10_000), "mariadb-tiny": (200, 10)}
 DUCKDB_LOOP = "DuckDB loop (one process)"
 DLT = "dlt sql_database (pyarrow)"
 # The same refresh once more, in the same processes: every table now has a cached size.
@@ -71,7 +82,12 @@ class Result:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--connections", nargs="+", choices=CONNECTIONS, default=list(CONNECTIONS))
+    parser.add_argument(
+        "--connections",
+        nargs="+",
+        choices=[*CONNECTIONS, *MARIADB_CONNECTIONS],
+        default=list(CONNECTIONS),
+    )
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (medians)")
     parser.add_argument("--keep", action="store_true", help="keep (and reuse) the source tables")
     parser.add_argument("--skip-dlt", action="store_true", help="skip the dlt peer")
@@ -81,19 +97,30 @@ def main() -> None:
     peers = {DUCKDB_LOOP: "duckdb-database"} | ({} if args.skip_dlt else {DLT: "dlt-database"})
     results: list[Result] = []
     for name in args.connections:
-        tables, rows = CONNECTIONS[name]
-        with scratch_database(f"rs_bench_conn_{name}", keep=args.keep) as source:
-            fill(source, tables, rows)
+        with source(name, args.keep) as (source_type, config, tables, rows):
             times: dict[str, list[float]] = {}
             for _ in range(args.rounds):
                 for count in args.workers:
-                    first, again = refresh_with_workers(source, count, tables, rows)
+                    first, again = refresh_with_workers(source_type, config, count, tables, rows)
                     times.setdefault(service_path(count), []).append(first)
                     times.setdefault(service_path(count, AGAIN), []).append(again)
-                for path, peer in peers.items():
-                    times.setdefault(path, []).append(run_peer(peer, source, tables))
+                for path, peer in peers.items() if source_type == "postgres" else ():
+                    times.setdefault(path, []).append(run_peer(peer, config["database"], tables))
             results += [Result(name, path, statistics.median(ts)) for path, ts in times.items()]
     print_table(results)
+
+
+@contextmanager
+def source(name: str, keep: bool) -> Iterator[tuple[str, dict[str, Any], int, int]]:
+    """Connection ``name``'s source type, config, tables and rows, its database filled."""
+    if name in MARIADB_CONNECTIONS:
+        tables, rows = MARIADB_CONNECTIONS[name]
+        yield "mysql", {**MYSQL, "database": fill_mysql(tables, rows)}, tables, rows
+        return
+    tables, rows = CONNECTIONS[name]
+    with scratch_database(f"rs_bench_conn_{name}", keep=keep) as database:
+        fill(database, tables, rows)
+        yield "postgres", {**PG, "database": database, "schemas": ["public"]}, tables, rows
 
 
 def fill(database: str, tables: int, rows: int) -> None:
@@ -119,10 +146,13 @@ def fill(database: str, tables: int, rows: int) -> None:
     psql(database, "-c", "VACUUM ANALYZE")
 
 
-def refresh_with_workers(source: str, workers: int, tables: int, rows: int) -> tuple[float, float]:
-    """Mode 4 over every table of ``source`` with ``workers`` worker processes, twice: seconds of
+def refresh_with_workers(
+    source_type: str, config: dict[str, Any], workers: int, tables: int, rows: int
+) -> tuple[float, float]:
+    """Mode 4 over every table of the source with ``workers`` worker processes, twice: seconds of
     the first refresh (no table cached: batches are planned on guessed sizes) and of the next
-    (batches planned on the sizes of the versions just written)."""
+    (batches planned on the sizes of the versions just written). A PostgreSQL copy of
+    ``orders``'s is checked against its checksums too."""
     from rq import Worker
 
     from app import create_app
@@ -150,9 +180,8 @@ def refresh_with_workers(source: str, workers: int, tables: int, rows: int) -> t
         migrating.catalog.dispose()
         app = create_app(load_settings(environ))
         client = app.test_client()
-        config = {**PG, "database": source, "schemas": ["public"]}
         created = client.post(
-            "/connections", json={"name": "bench", "source_type": "postgres", "config": config}
+            "/connections", json={"name": "bench", "source_type": source_type, "config": config}
         )
         assert created.status_code == 201, created.get_json()
         logs = Path(work, "logs")
@@ -162,8 +191,9 @@ def refresh_with_workers(source: str, workers: int, tables: int, rows: int) -> t
             while Worker.count(connection=redis) < workers:  # their start is not measured
                 time.sleep(0.05)
             seconds = [refresh_all(client, tables, rows) for _ in range(2)]
-        path = client.get("/connections/bench/tables/public/t0000").get_json()["current_path"]
-        check_table(source, f"{file_url_path(path)}/*.parquet")
+        if source_type == "postgres":
+            table = client.get("/connections/bench/tables/public/t0000").get_json()
+            check_table(config["database"], f"{file_url_path(table['current_path'])}/*.parquet")
         app.extensions[JOBS].close()
     print(f"{workers} worker(s): {seconds[0]:.2f} s, again {seconds[1]:.2f} s", file=sys.stderr)
     return seconds[0], seconds[1]

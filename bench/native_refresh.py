@@ -175,6 +175,34 @@ def admin_mysql(database: str | None = None, **extra: object) -> pymysql.Connect
     return pymysql.connect(**MYSQL, database=database, charset="utf8mb4", autocommit=True, **extra)
 
 
+def fill_mysql(tables: int, rows: int) -> str:
+    """A MariaDB database of ``tables`` tables with the columns of ``orders`` and ``rows``
+    generated rows each (as ``bench.profile_batch`` makes SQLite and DuckDB files), made once and
+    kept; its name."""
+    database = f"rs_bench_profile_{tables}x{rows}"
+    with admin_mysql() as con, con.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (database,)
+        )
+        if cur.fetchone()[0] == tables:
+            return database
+        print(f"creating {tables} MariaDB tables of {rows:,} rows ...", file=sys.stderr)
+        cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
+        cur.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
+        cur.execute(f"USE `{database}`")
+        cur.execute(
+            "CREATE TEMPORARY TABLE template AS SELECT seq AS id, seq % 100000 AS customer_id,"
+            " TIMESTAMPADD(SECOND, seq, '2026-01-01 00:00:00') AS created_at,"
+            " CAST((seq % 100000) / 100 AS DECIMAL(12, 2)) AS amount,"
+            " CONCAT('status-', seq % 5) AS status,"
+            " IF(seq % 3 = 0, NULL, CONCAT('note ', seq)) AS note, seq % 2 = 0 AS paid,"
+            f" seq / 7.0e0 AS weight FROM seq_0_to_{rows - 1}"
+        )
+        for number in range(tables):
+            cur.execute(f"CREATE TABLE t{number:04d} (PRIMARY KEY (id)) AS SELECT * FROM template")
+    return database
+
+
 def copy_to_mysql(database: str, keep: bool) -> None:
     with admin_mysql() as conn, conn.cursor() as cur:
         cur.execute("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (database,))

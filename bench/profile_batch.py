@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench.common import PG, private_redis, scratch_database, service_client
 from bench.connection_refresh import fill
-from bench.native_refresh import MYSQL, admin_mysql
+from bench.native_refresh import MYSQL, fill_mysql
 
 
 def main() -> None:
@@ -89,7 +89,7 @@ def source_config(kind: str, tables: int, rows: int) -> tuple[dict[str, object],
             fill(database, tables, rows)
         return {**PG, "database": database, "schemas": ["public"]}, {}
     if kind == "mysql":
-        return {**MYSQL, "database": _fill_mysql(tables, rows)}, {}
+        return {**MYSQL, "database": fill_mysql(tables, rows)}, {}
     path = file_source(kind, tables, rows)
     return {"path": str(path)}, {"FILE_SOURCES_DIR": str(path.parent)}
 
@@ -148,32 +148,6 @@ def _fill_sqlite(path: Path, tables: int, rows: int) -> None:
             con.execute(f"CREATE TABLE t{number:04d} ({columns})")
             con.execute(f"INSERT INTO t{number:04d} SELECT * FROM template")
     con.close()
-
-
-def _fill_mysql(tables: int, rows: int) -> str:
-    """A MariaDB database of ``tables`` tables like ``_fill_sqlite``'s, made once and kept."""
-    database = f"rs_bench_profile_{tables}x{rows}"
-    with admin_mysql() as con, con.cursor() as cur:
-        cur.execute(
-            "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (database,)
-        )
-        if cur.fetchone()[0] == tables:
-            return database
-        print(f"creating {tables} MariaDB tables of {rows:,} rows ...", file=sys.stderr)
-        cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
-        cur.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
-        cur.execute(f"USE `{database}`")
-        cur.execute(
-            "CREATE TEMPORARY TABLE template AS SELECT seq AS id, seq % 100000 AS customer_id,"
-            " TIMESTAMPADD(SECOND, seq, '2026-01-01 00:00:00') AS created_at,"
-            " CAST((seq % 100000) / 100 AS DECIMAL(12, 2)) AS amount,"
-            " CONCAT('status-', seq % 5) AS status,"
-            " IF(seq % 3 = 0, NULL, CONCAT('note ', seq)) AS note, seq % 2 = 0 AS paid,"
-            f" seq / 7.0e0 AS weight FROM seq_0_to_{rows - 1}"
-        )
-        for number in range(tables):
-            cur.execute(f"CREATE TABLE t{number:04d} (PRIMARY KEY (id)) AS SELECT * FROM template")
-    return database
 
 
 def _tables(client: object) -> list[dict]:
