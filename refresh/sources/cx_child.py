@@ -49,6 +49,11 @@ _FDS_PER_READER = 5  # standard input, output, error; exit status; reply socket
 
 def main() -> None:
     """The zygote: forks a reader per request until no process holds the control socket."""
+    # A stop signal is for the processes that use the zygote: a worker told to stop (SIGTERM to
+    # its process group, Ctrl+C in a terminal) lets its running tables finish, and their readers
+    # with them. The readers inherit this; their requester kills them when it gives up a read.
+    for number in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
     sys.modules["numpy"] = None  # type: ignore[assignment]  # pyarrow then runs without it
     import connectorx  # noqa: F401  # what every reader would otherwise import
     import pyarrow  # noqa: F401

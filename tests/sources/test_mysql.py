@@ -486,14 +486,15 @@ with source.read(table) as batches:
 
 
 def script(code: str, db: Database) -> subprocess.Popen[str]:
-    """Python running ``code`` in a process of its own, given ``db``'s config as its argument;
-    the test talks to it through its standard input and output."""
+    """Python running ``code`` in a process (and process group) of its own, given ``db``'s
+    config as its argument; the test talks to it through its standard input and output."""
     return subprocess.Popen(
         [sys.executable, "-c", code, json.dumps(db.config())],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
 
 
@@ -590,6 +591,45 @@ def test_work_horses_share_the_zygote_which_kills_the_reader_of_one_killed(
         worker.stdin.write("\n")
         worker.stdin.flush()
         assert worker.stdout.readline() == "worker 3\n"
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+READ_THROUGH_A_STOP = """
+import json, signal, sys
+from refresh.sources import build_source
+signal.signal(signal.SIGTERM, lambda *_: print("stopping", flush=True))  # as a worker does
+source = build_source("mysql", json.loads(sys.argv[1]), None, connect_timeout=5)
+[table] = source.discover()
+with source.read(table) as batches:
+    rows = next(batches).num_rows
+    print("reading", flush=True)
+    sys.stdin.readline()
+    rows += sum(batch.num_rows for batch in batches)
+print(rows, flush=True)
+"""
+
+
+def test_a_stop_signal_to_the_worker_s_process_group_lets_its_reads_finish(
+    mariadb: MariaDBServer, mysql_source: Database
+) -> None:
+    """SIGTERM (honcho stopping the worker's group, Heroku every process of the dyno) is for
+    the worker, which lets its running tables finish: the zygote and the readers go on."""
+    with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
+        cur.execute(BIG_TABLE)
+    worker = script(READ_THROUGH_A_STOP, mysql_source)
+    try:
+        assert worker.stdout is not None
+        assert worker.stdin is not None
+        assert worker.stdout.readline() == "reading\n"
+
+        os.killpg(worker.pid, signal.SIGTERM)
+        assert worker.stdout.readline() == "stopping\n"
+        worker.stdin.write("\n")
+        worker.stdin.flush()
+
+        assert worker.stdout.readline() == "300000\n"
     finally:
         worker.kill()
         worker.wait()
