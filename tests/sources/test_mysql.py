@@ -485,17 +485,37 @@ with source.read(table) as batches:
 """
 
 
-def script(code: str, db: Database) -> subprocess.Popen[str]:
+class Script:
     """Python running ``code`` in a process (and process group) of its own, given ``db``'s
-    config as its argument; the test talks to it through its standard input and output."""
-    return subprocess.Popen(
-        [sys.executable, "-c", code, json.dumps(db.config())],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    config as its argument, playing a worker; killed at the end of the ``with`` block. The test
+    reads what it prints, line by line, and tells it to go on with an empty line."""
+
+    def __init__(self, code: str, db: Database) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code, json.dumps(db.config())],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self.pid = self.process.pid
+
+    def line(self) -> str:
+        assert self.process.stdout is not None
+        return self.process.stdout.readline().rstrip("\n")
+
+    def go_on(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+
+    def __enter__(self) -> Script:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.process.kill()
+        self.process.wait()
 
 
 def test_paused_reader_dies_with_a_killed_worker(
@@ -503,22 +523,17 @@ def test_paused_reader_dies_with_a_killed_worker(
 ) -> None:
     with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
         cur.execute(BIG_TABLE)
-    worker = script(READ_THEN_HANG, mysql_source)
-    try:
-        assert worker.stdout is not None
-        assert worker.stdout.readline() == "reading\n"
+    with Script(READ_THEN_HANG, mysql_source) as worker:
+        assert worker.line() == "reading"
         [zygote] = zygotes(worker.pid)
         [reader] = reader_processes(worker.pid)
         poll(lambda: process_state(reader) == "T")
 
-        worker.send_signal(signal.SIGKILL)
+        os.kill(worker.pid, signal.SIGKILL)
 
         for pid in (reader, zygote):  # PID 1 may not reap them at once
             poll(lambda pid=pid: process_state(pid) in ("gone", "Z"))
         poll(lambda: not running_reads(mariadb, mysql_source))
-    finally:
-        worker.kill()
-        worker.wait()
 
 
 THREE_ROWS, ROWS = (
@@ -571,11 +586,8 @@ def test_work_horses_share_the_zygote_which_kills_the_reader_of_one_killed(
     with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
         cur.execute(THREE_ROWS)
         cur.execute(BIG_TABLE)
-    worker = script(READ_IN_A_HORSE, mysql_source)
-    try:
-        assert worker.stdout is not None
-        assert worker.stdin is not None
-        lines = {worker.stdout.readline().strip() for _ in range(3)}
+    with Script(READ_IN_A_HORSE, mysql_source) as worker:
+        lines = {worker.line() for _ in range(3)}
         [horse] = [int(line) for line in lines if line.isdigit()]
         assert lines - {str(horse)} == {"horse 3", "reading"}
         [zygote] = zygotes(worker.pid)  # the worker's: the horse started none
@@ -588,12 +600,8 @@ def test_work_horses_share_the_zygote_which_kills_the_reader_of_one_killed(
         poll(lambda: process_state(reader) in ("gone", "Z"))
         poll(lambda: not running_reads(mariadb, mysql_source))
         assert process_state(zygote) not in ("gone", "Z")
-        worker.stdin.write("\n")
-        worker.stdin.flush()
-        assert worker.stdout.readline() == "worker 3\n"
-    finally:
-        worker.kill()
-        worker.wait()
+        worker.go_on()
+        assert worker.line() == "worker 3"
 
 
 READ_THROUGH_A_STOP = """
@@ -618,18 +626,11 @@ def test_a_stop_signal_to_the_worker_s_process_group_lets_its_reads_finish(
     the worker, which lets its running tables finish: the zygote and the readers go on."""
     with mariadb.connect(mysql_source) as conn, conn.cursor() as cur:
         cur.execute(BIG_TABLE)
-    worker = script(READ_THROUGH_A_STOP, mysql_source)
-    try:
-        assert worker.stdout is not None
-        assert worker.stdin is not None
-        assert worker.stdout.readline() == "reading\n"
+    with Script(READ_THROUGH_A_STOP, mysql_source) as worker:
+        assert worker.line() == "reading"
 
         os.killpg(worker.pid, signal.SIGTERM)
-        assert worker.stdout.readline() == "stopping\n"
-        worker.stdin.write("\n")
-        worker.stdin.flush()
+        assert worker.line() == "stopping"
+        worker.go_on()
 
-        assert worker.stdout.readline() == "300000\n"
-    finally:
-        worker.kill()
-        worker.wait()
+        assert worker.line() == "300000"
