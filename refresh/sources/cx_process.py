@@ -183,8 +183,8 @@ class _PacedPipe:
             self._pace(paused=False)
 
     def close(self) -> None:
+        """Stop pacing; the pipe itself is the reader's to close (``_Reader.close``)."""
         self.stop_pacing()
-        self._process.stdout.close()
         self.closed = True
 
     def _watch(self) -> None:

@@ -430,7 +430,7 @@ class MySQLSource(Source):
         sql = f"SELECT /* {marker} */ {columns} FROM {_table_name(table)}"
         if since is not None:
             sql += f" WHERE {since.condition(_quote)}"
-        # The child's interpreter starts while the handshake below runs.
+        # The reader, forked now, sets itself up while the handshake below runs.
         child = ChildRead(self._secrets)
         sent = finished = False
         try:
