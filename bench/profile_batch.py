@@ -1,15 +1,16 @@
 """Where a batch of a connection-wide refresh spends its time: one batch, in this process.
 
     python -m bench.profile_batch [--tables 500] [--rows 1000] [--threads 2] [--rounds 3]
-                                  [--source postgres|mysql|duckdb|sqlite]
+                                  [--source postgres|mysql|duckdb|sqlite] [--batch N]
     py-spy record --native -o batch.txt --format raw -- .venv/bin/python -m bench.profile_batch
 
 Builds (or reuses) a source of ``--tables`` tables of ``--rows`` rows: a PostgreSQL database of
 copies of the reference ``orders`` table, or a MariaDB database, a DuckDB or a SQLite file (kept
 in the temporary directory) of tables with the same columns and generated rows. Registers it with
-a PostgreSQL catalog and a filesystem cache, caches every table once, then refreshes them all as
-ONE batch, ``--rounds`` times, exactly as a work horse does
-(``refresh.data_refresh.refresh_tables``, outcomes recorded in a Redis of its own). Prints the
+a PostgreSQL catalog and a filesystem cache, caches every table once, then refreshes them all
+(or the first ``--batch`` of them: a batch of a large source) as ONE batch, ``--rounds`` times,
+exactly as a work horse does (``refresh.data_refresh.refresh_tables``, outcomes recorded in a
+Redis of its own). Prints the
 wall and CPU time per table; under py-spy (every thread, native frames) it shows where they go.
 The profiles in bench/README.md come from it.
 """
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, help="refresh only this many of the tables")
     parser.add_argument(
         "--source", choices=["postgres", "mysql", "duckdb", "sqlite"], default="postgres"
     )
@@ -57,7 +59,7 @@ def main() -> None:
         )
         assert created.status_code == 201, created.get_json()
         rt = client.application.extensions[EXTENSION]
-        tables = [(t["schema_name"], t["table_name"]) for t in _tables(client)]
+        tables = [(t["schema_name"], t["table_name"]) for t in _tables(client)][: args.batch]
         redis = connect(redis_url)
 
         def report(outcomes: list) -> None:

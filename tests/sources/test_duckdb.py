@@ -43,6 +43,43 @@ def test_discovery_lists_tables_and_views_of_every_schema(tmp_path: Path) -> Non
     assert {t.key for t in source(path).discover(only=only)} == {("main", "t1"), ("other", "t2")}
 
 
+def test_a_view_that_no_longer_binds_is_described_as_discovery_describes_it(
+    tmp_path: Path,
+) -> None:
+    path = make_db(
+        tmp_path / "db.duckdb",
+        "CREATE TABLE t (id INTEGER)",
+        "CREATE VIEW v AS SELECT id FROM t",
+        "CREATE TABLE kept (x BIGINT)",
+        "DROP TABLE t",
+    )
+    src = source(path)
+
+    discovered = by_key(src.discover())
+    described = src.discover(only=[("main", "v"), ("main", "kept")])
+
+    assert by_key(described) == {key: discovered[key] for key in [("main", "v"), ("main", "kept")]}
+    with pytest.raises(SourceError, match="Table with name t does not exist"):
+        read_rows(src, discovered["main", "v"])
+    src.close()
+
+
+def test_a_table_dropped_from_the_file_is_gone_though_duckdb_has_a_view_of_its_name(
+    tmp_path: Path,
+) -> None:
+    path = make_db(tmp_path / "db.duckdb", "CREATE TABLE duckdb_indexes (x INTEGER)")
+    src = source(path)
+    [table] = src.discover(only=[("main", "duckdb_indexes")])
+    src.close()
+    make_db(path, "DROP TABLE duckdb_indexes")
+    src = source(path)
+
+    assert src.discover(only=[("main", "duckdb_indexes")]) == []
+    with pytest.raises(SourceError, match="does not exist"):
+        read_rows(src, table)  # not DuckDB's own view of the file's indexes
+    src.close()
+
+
 EXPECTED_TYPES = {
     "i1": pa.int8(),
     "i2": pa.int16(),
