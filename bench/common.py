@@ -103,7 +103,8 @@ def timed_command(command: list[str]) -> Run:
 def service_client(work: Path, catalog_url: str | None = None, **settings: str) -> FlaskClient:
     """The API with the embedded defaults under ``work`` (or the given catalog), migrated.
 
-    ``settings`` adds variables to its environment (``SOURCE_READ_STREAMS="2"``).
+    ``settings`` adds variables to its environment (``SOURCE_READ_STREAMS="2"``); the
+    benchmark's own ``S3_ENDPOINT_URL``, when set, reaches it too, for a cache on S3.
     """
     from app import create_app
     from config import load_settings
@@ -114,6 +115,7 @@ def service_client(work: Path, catalog_url: str | None = None, **settings: str) 
         "DATABASE_URL": catalog_url or f"sqlite:///{work}/catalog.db",
         "CACHE_URL": f"file://{work}/cache",
         "SECRET_KEY": "bench",
+        **{name: os.environ[name] for name in ["S3_ENDPOINT_URL"] if name in os.environ},
         **settings,
     }
     # Migrated before the app starts: in embedded mode its scheduler runs its jobs at once.

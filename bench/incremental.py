@@ -19,7 +19,6 @@ end, so ``--keep`` leaves ``orders`` as orders.sql made it.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -65,8 +64,6 @@ def main() -> None:
     ):
         ensure_orders(source, args.rows)
         settings = {"CACHE_URL": args.cache_url} if args.cache_url else {}
-        if os.environ.get("S3_ENDPOINT_URL"):
-            settings["S3_ENDPOINT_URL"] = os.environ["S3_ENDPOINT_URL"]
         client = service_client(Path(work), **settings)
         try:
             times, rows, memory = run(client, source, args)

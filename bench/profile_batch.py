@@ -2,6 +2,7 @@
 
     python -m bench.profile_batch [--tables 500] [--rows 1000] [--threads 2] [--rounds 3]
                                   [--source postgres|mysql|duckdb|sqlite] [--batch N]
+                                  [--cache-url s3://bucket/prefix]
     py-spy record --native -o batch.txt --format raw -- .venv/bin/python -m bench.profile_batch
 
 Builds (or reuses) a source of ``--tables`` tables of ``--rows`` rows: a PostgreSQL database of
@@ -10,7 +11,8 @@ in the temporary directory) of tables with the same columns and generated rows. 
 a PostgreSQL catalog and a filesystem cache, caches every table once, then refreshes them all
 (or the first ``--batch`` of them: a batch of a large source) as ONE batch, ``--rounds`` times,
 exactly as a work horse does (``refresh.data_refresh.refresh_tables``, outcomes recorded in a
-Redis of its own). Prints the
+Redis of its own); ``--cache-url`` puts the cache on S3 (``S3_ENDPOINT_URL`` and the ``AWS_*``
+variables as the service reads them) instead of a temporary directory. Prints the
 wall and CPU time per table; under py-spy (every thread, native frames) it shows where they go.
 The profiles in bench/README.md come from it.
 """
@@ -36,6 +38,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, help="refresh only this many of the tables")
+    parser.add_argument("--cache-url", help="CACHE_URL (default: a temporary directory)")
     parser.add_argument(
         "--source", choices=["postgres", "mysql", "duckdb", "sqlite"], default="postgres"
     )
@@ -47,6 +50,8 @@ def main() -> None:
     from workers.queues import connect
 
     config, settings = source_config(args.source, args.tables, args.rows)
+    if args.cache_url:
+        settings["CACHE_URL"] = args.cache_url
     with (
         scratch_database("rs_bench_profile_catalog") as catalog,
         tempfile.TemporaryDirectory(prefix="bench-profile-") as work,

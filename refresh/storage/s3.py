@@ -66,6 +66,13 @@ class S3Timeouts:
     attempts: int = 3
 
 
+# A file up to this size goes up in one PutObject of the storage's own: ``upload_file`` sends
+# the same single request for it, but starts (and stops) a pool of threads to do so, which cost
+# a table of 1,000 rows as much time as the request itself (bench/README.md). One request this
+# small ends long before a stall timeout could mistake it for an upload that stopped moving.
+SINGLE_PUT_BYTES = 1 * _MiB
+
+
 class S3Storage(Storage):
     # 64 MiB parts allow objects up to 640 GiB (S3's 10,000 parts); the upload streams from the
     # file, so the part size does not set the memory an upload takes.
@@ -152,13 +159,7 @@ class S3Storage(Storage):
                 if not path.exists():
                     continue  # carried over: already there
                 try:
-                    self._client.upload_file(
-                        str(path),
-                        self._bucket,
-                        self._key([*segments, file.name]),
-                        Config=self.transfer_config,
-                        Callback=lambda _bytes: on_progress(),
-                    )
+                    self._upload(path, self._key([*segments, file.name]), on_progress)
                 except _S3_ERRORS as error:
                     raise _storage_error("upload to", f"{handle.url}/{file.name}", error) from error
             try:
@@ -172,6 +173,22 @@ class S3Storage(Storage):
                 raise _storage_error("upload to", url, error) from error
         finally:
             _remove_temp_dir(handle.local_dir)
+
+    def _upload(self, path: Path, key: str, on_progress: Callable[[], None]) -> None:
+        """Upload a file: in one request when it is small, else in parts (``transfer_config``),
+        reporting progress as it goes."""
+        if path.stat().st_size <= min(SINGLE_PUT_BYTES, self.transfer_config.multipart_threshold):
+            with path.open("rb") as body:
+                self._client.put_object(Bucket=self._bucket, Key=key, Body=body)
+        else:
+            self._client.upload_file(
+                str(path),
+                self._bucket,
+                key,
+                Config=self.transfer_config,
+                Callback=lambda _bytes: on_progress(),
+            )
+        on_progress()
 
     def _carry_over(
         self, handle: CacheWriteHandle, parent: Sequence[str], names: Sequence[str]
