@@ -1,11 +1,13 @@
 """What deleting the superseded versions costs, beside what writing them cost, in one process.
 
     python -m bench.deletions [--tables 1000] [--rows 10] [--catalog postgres sqlite]
+                              [--cache-url s3://bucket/prefix]
 
 Every refresh of a table supersedes a version, which the deletion sweep removes after its grace
 period: in the scheduler process when deployed, in the web process in embedded mode, where it
 shares a core with the refreshes. For each catalog: a source of ``--tables`` copies of the
-reference ``orders`` table (``--rows`` rows), registered with a filesystem cache, every table
+reference ``orders`` table (``--rows`` rows), registered with a filesystem cache (or
+``--cache-url``, with ``S3_ENDPOINT_URL`` and the ``AWS_*`` variables for S3), every table
 refreshed twice as one batch (the second refresh is timed: what a version costs to write), then
 the superseded versions made due and ``process_pending_deletions`` run once (timed: what a
 version costs to delete). Prints wall and CPU time per version for both.
@@ -30,15 +32,17 @@ def main() -> None:
     parser.add_argument("--tables", type=int, default=1000)
     parser.add_argument("--rows", type=int, default=10)
     parser.add_argument("--catalog", nargs="+", default=["postgres", "sqlite"])
+    parser.add_argument("--cache-url", help="CACHE_URL (default: a temporary directory)")
     args = parser.parse_args()
+    settings = {"CACHE_URL": args.cache_url} if args.cache_url else {}
 
     with scratch_database(f"rs_bench_profile_{args.tables}x{args.rows}", keep=True) as source:
         fill(source, args.tables, args.rows)
         for catalog in args.catalog:
-            measure(source, catalog, args.tables)
+            measure(source, catalog, args.tables, settings)
 
 
-def measure(source: str, catalog: str, tables: int) -> None:
+def measure(source: str, catalog: str, tables: int, settings: dict[str, str]) -> None:
     from sqlalchemy import update
 
     from refresh.api.context import EXTENSION, JOBS
@@ -54,6 +58,7 @@ def measure(source: str, catalog: str, tables: int) -> None:
             Path(work),
             catalog_url=catalog_url,
             DELETION_GRACE_SECONDS="86400",  # nothing is deleted before the timed run
+            **settings,
         )
         config = {**PG, "database": source, "schemas": ["public"]}
         created = client.post(
