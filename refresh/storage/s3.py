@@ -260,36 +260,44 @@ class S3Storage(Storage):
             raise _storage_error("delete of", self._url(segments), error) from error
 
     def _delete_tree(self, segments: Sequence[str]) -> None:
-        """Delete the exact key, then every key under ``key/``, one listed page at a time.
+        """Delete every key under ``key/``, one listed page at a time, and the exact key with
+        the first page that has room for it (deleting a missing key is no error): three requests
+        for a version, its uploads listed, its keys listed, one deletion.
 
         The trailing ``/`` of the listed prefix is what keeps ``.../abc`` from ``.../abcd``.
         Open multipart uploads go first: one completing meanwhile then leaves an object that
         the listing still finds.
         """
-        url = self._url(segments)
-        self._abort_uploads(self._key(segments), url)
-        self._delete_file(segments)
+        url, key = self._url(segments), self._key(segments)
+        self._abort_uploads(key, url)
         pages = self._client.get_paginator("list_objects_v2").paginate(
-            Bucket=self._bucket,
-            Prefix=f"{self._key(segments)}/",
-            PaginationConfig={"PageSize": DELETE_BATCH},
+            Bucket=self._bucket, Prefix=f"{key}/", PaginationConfig={"PageSize": DELETE_BATCH}
         )
+        exact = [key]
         try:
             for page in pages:
-                objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-                if not objects:
-                    continue
-                result = self._client.delete_objects(
-                    Bucket=self._bucket, Delete={"Objects": objects, "Quiet": True}
-                )
-                if errors := result.get("Errors"):
-                    first = errors[0]
-                    raise StorageError(
-                        f"S3 delete of {url} failed: {len(errors)} objects not deleted, "
-                        f"e.g. {first.get('Key')}: {first.get('Code')} {first.get('Message')}"
-                    )
+                keys = [item["Key"] for item in page.get("Contents", [])]
+                if exact and len(keys) < DELETE_BATCH:
+                    keys, exact = keys + exact, []
+                self._delete_keys(keys, url)
+            self._delete_keys(exact, url)
         except _S3_ERRORS as error:
             raise _storage_error("delete of", url, error) from error
+
+    def _delete_keys(self, keys: list[str], url: str) -> None:
+        """Delete up to ``DELETE_BATCH`` keys in one request (none: no request)."""
+        if not keys:
+            return
+        objects = [{"Key": key} for key in keys]
+        result = self._client.delete_objects(
+            Bucket=self._bucket, Delete={"Objects": objects, "Quiet": True}
+        )
+        if errors := result.get("Errors"):
+            first = errors[0]
+            raise StorageError(
+                f"S3 delete of {url} failed: {len(errors)} objects not deleted, "
+                f"e.g. {first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+            )
 
     def _abort_uploads(self, key: str, url: str, initiated_before: datetime | None = None) -> int:
         """Abort the multipart uploads of ``key`` and of the keys below it (whole segments).
