@@ -175,8 +175,8 @@ class S3Storage(Storage):
             _remove_temp_dir(handle.local_dir)
 
     def _upload(self, path: Path, key: str, on_progress: Callable[[], None]) -> None:
-        """Upload a file: in one request when it is small, else in parts (``transfer_config``),
-        reporting progress as it goes."""
+        """Upload a file: in one request when it is small (progress reported once it is up), else
+        in parts (``transfer_config``), reporting progress as they go."""
         if path.stat().st_size <= min(SINGLE_PUT_BYTES, self.transfer_config.multipart_threshold):
             with path.open("rb") as body:
                 self._client.put_object(Bucket=self._bucket, Key=key, Body=body)
