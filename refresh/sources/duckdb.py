@@ -158,8 +158,9 @@ class DuckDBSource(Source):
         a third of a millisecond."""
         with self._lock:
             if self._file is None:
-                self._file = duckdb.connect(self.config["path"], read_only=True, config=_CONFINED)
-                [self._database] = self._file.execute("SELECT current_database()").fetchone()
+                opened = duckdb.connect(self.config["path"], read_only=True, config=_CONFINED)
+                [self._database] = opened.execute("SELECT current_database()").fetchone()
+                self._file = opened
             connection = self._file.cursor()
         # Text output of TIMESTAMPTZ values inside cast columns (lists, structs) in UTC.
         connection.execute("SET TimeZone = 'UTC'")
