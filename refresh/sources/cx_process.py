@@ -303,16 +303,14 @@ class _Zygote:
     @classmethod
     def fork(cls) -> _Reader:
         """A new reader, waiting for its request. A zygote that ended is replaced, once."""
-        try:
-            return cls._fork_once()
-        except _ZygoteGone:
+        for _ in range(2):
             try:
                 return cls._fork_once()
-            except _ZygoteGone as gone:
-                raise SourceError(
-                    f"the connectorx reader could not be started ({gone}); "
-                    "the service's log shows why"
-                ) from None
+            except _ZygoteGone as error:
+                gone = error
+        raise SourceError(
+            f"the connectorx reader could not be started ({gone}); the service's log shows why"
+        )
 
     @classmethod
     def _fork_once(cls) -> _Reader:
