@@ -100,8 +100,11 @@ def timed_command(command: list[str]) -> Run:
     return Run(seconds, usage.ru_maxrss / 1024, "", usage.ru_utime + usage.ru_stime)
 
 
-def service_client(work: Path, catalog_url: str | None = None, **settings: str) -> FlaskClient:
-    """The API with the embedded defaults under ``work`` (or the given catalog), migrated.
+def service_client(
+    work: Path, catalog_url: str | None = None, cache_url: str | None = None, **settings: str
+) -> FlaskClient:
+    """The API with the embedded defaults under ``work`` (or the given catalog and cache),
+    migrated.
 
     ``settings`` adds variables to its environment (``SOURCE_READ_STREAMS="2"``); the
     benchmark's own ``S3_ENDPOINT_URL``, when set, reaches it too, for a cache on S3.
@@ -113,7 +116,7 @@ def service_client(work: Path, catalog_url: str | None = None, **settings: str) 
 
     environ = {
         "DATABASE_URL": catalog_url or f"sqlite:///{work}/catalog.db",
-        "CACHE_URL": f"file://{work}/cache",
+        "CACHE_URL": cache_url or f"file://{work}/cache",
         "SECRET_KEY": "bench",
         **{name: os.environ[name] for name in ["S3_ENDPOINT_URL"] if name in os.environ},
         **settings,

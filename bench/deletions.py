@@ -34,15 +34,14 @@ def main() -> None:
     parser.add_argument("--catalog", nargs="+", default=["postgres", "sqlite"])
     parser.add_argument("--cache-url", help="CACHE_URL (default: a temporary directory)")
     args = parser.parse_args()
-    settings = {"CACHE_URL": args.cache_url} if args.cache_url else {}
 
     with scratch_database(f"rs_bench_profile_{args.tables}x{args.rows}", keep=True) as source:
         fill(source, args.tables, args.rows)
         for catalog in args.catalog:
-            measure(source, catalog, args.tables, settings)
+            measure(source, catalog, args.tables, args.cache_url)
 
 
-def measure(source: str, catalog: str, tables: int, settings: dict[str, str]) -> None:
+def measure(source: str, catalog: str, tables: int, cache_url: str | None) -> None:
     from sqlalchemy import update
 
     from refresh.api.context import EXTENSION, JOBS
@@ -57,8 +56,8 @@ def measure(source: str, catalog: str, tables: int, settings: dict[str, str]) ->
         client = service_client(
             Path(work),
             catalog_url=catalog_url,
+            cache_url=cache_url,
             DELETION_GRACE_SECONDS="86400",  # nothing is deleted before the timed run
-            **settings,
         )
         config = {**PG, "database": source, "schemas": ["public"]}
         created = client.post(

@@ -63,8 +63,7 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="bench-incremental-") as work,
     ):
         ensure_orders(source, args.rows)
-        settings = {"CACHE_URL": args.cache_url} if args.cache_url else {}
-        client = service_client(Path(work), **settings)
+        client = service_client(Path(work), cache_url=args.cache_url)
         try:
             times, rows, memory = run(client, source, args)
         finally:

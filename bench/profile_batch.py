@@ -12,9 +12,9 @@ a PostgreSQL catalog and a filesystem cache, caches every table once, then refre
 (or the first ``--batch`` of them: a batch of a large source) as ONE batch, ``--rounds`` times,
 exactly as a work horse does (``refresh.data_refresh.refresh_tables``, outcomes recorded in a
 Redis of its own); ``--cache-url`` puts the cache on S3 (``S3_ENDPOINT_URL`` and the ``AWS_*``
-variables as the service reads them) instead of a temporary directory. Prints the
-wall and CPU time per table; under py-spy (every thread, native frames) it shows where they go.
-The profiles in bench/README.md come from it.
+variables as the service reads them) instead of a temporary directory. Prints the wall and CPU
+time per table; under py-spy (every thread, native frames) it shows where they go. The profiles
+in bench/README.md come from it.
 """
 
 from __future__ import annotations
@@ -50,15 +50,15 @@ def main() -> None:
     from workers.queues import connect
 
     config, settings = source_config(args.source, args.tables, args.rows)
-    if args.cache_url:
-        settings["CACHE_URL"] = args.cache_url
     with (
         scratch_database("rs_bench_profile_catalog") as catalog,
         tempfile.TemporaryDirectory(prefix="bench-profile-") as work,
         private_redis() as redis_url,
     ):
         catalog_url = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{catalog}"
-        client = service_client(Path(work), catalog_url=catalog_url, **settings)
+        client = service_client(
+            Path(work), catalog_url=catalog_url, cache_url=args.cache_url, **settings
+        )
         created = client.post(
             "/connections", json={"name": "bench", "source_type": args.source, "config": config}
         )
