@@ -10,18 +10,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Run in a process of its own: what the test process has loaded says nothing about the worker's.
 PROBE = """
-import os
-from pathlib import Path
 import sqlalchemy.orm
 import workers.worker
 from refresh.catalog import Connection
+from tests.support.mysql_readers import zygotes
 maps = open("/proc/self/maps").read()
 print("postgres" if "libadbc_driver_postgresql.so" in maps else "-")
 print("sqlite" if "libadbc_driver_sqlite.so" in maps else "-")
 print("mappers" if sqlalchemy.orm.class_mapper(Connection).configured else "-")
-children = Path(f"/proc/self/task/{os.getpid()}/children").read_text().split()
-commands = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children]
-print("mysql-zygote" if any(b"cx_child.py" in command for command in commands) else "-")
+print("mysql-zygote" if zygotes() else "-")
 """
 
 
